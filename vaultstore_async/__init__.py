@@ -1,0 +1,38 @@
+"""vaultstore_async: encrypted secrets at rest in a SQL database, for asyncio."""
+
+from ._errors import (
+    BackendError,
+    DecryptionError,
+    MigrationError,
+    PasswordPolicyError,
+    StoreClosedError,
+    TokenExistsError,
+    TokenExpiredError,
+    TokenNotFoundError,
+    ValidationError,
+    VaultStoreError,
+)
+from ._kdf import KdfExecutor, KdfProfile
+from ._policy import PasswordPolicy
+from ._store import AsyncStore
+from ._validate import MAX_VALUE_BYTES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MAX_VALUE_BYTES",
+    "AsyncStore",
+    "BackendError",
+    "DecryptionError",
+    "KdfExecutor",
+    "KdfProfile",
+    "MigrationError",
+    "PasswordPolicy",
+    "PasswordPolicyError",
+    "StoreClosedError",
+    "TokenExistsError",
+    "TokenExpiredError",
+    "TokenNotFoundError",
+    "ValidationError",
+    "VaultStoreError",
+]

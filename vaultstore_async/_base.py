@@ -1,0 +1,276 @@
+"""AsyncStore's state, lifecycle and the helpers every operation uses."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+import databases
+
+from . import _envelope
+from ._backend import Backend
+from ._dialect import is_identifier
+from ._errors import DecryptionError, StoreClosedError, ValidationError
+from ._kdf import KdfExecutor, KdfProfile, resolve_profile, shared_executor
+from ._keys import KeyRing
+from ._migrations import LATEST_VERSION, Names, current_version, migrate
+from ._policy import PasswordPolicy
+from ._stats import Stats
+
+logger = logging.getLogger("vaultstore_async")
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _table_name(value: object, argument: str) -> str:
+    if not is_identifier(value):
+        raise ValidationError(
+            f"{argument} must be a plain SQL identifier (letters, digits and"
+            " underscores, not starting with a digit, at most 64 characters)"
+        )
+    assert isinstance(value, str)
+    return value
+
+
+def _non_negative_int(value: object, argument: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ValidationError(f"{argument} must be an int >= 0, got {value!r}")
+    return value
+
+
+def _optional_seconds(value: object, argument: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValidationError(f"{argument} must be a number of seconds > 0 or None")
+    return float(value)
+
+
+class StoreBase:
+    """Configuration, lifecycle and crypto helpers shared by the operations."""
+
+    def __init__(
+        self,
+        database: str | databases.Database,
+        *,
+        table_name: str = "vault",
+        meta_table_name: str = "vault_meta",
+        automigrate: bool = True,
+        kdf: KdfProfile | str | None = None,
+        password_policy: PasswordPolicy | None = None,
+        key_cache_size: int = 1024,
+        key_cache_ttl: float | None = None,
+        key_reuse_writes: int = 0,
+        key_reuse_seconds: float = 60.0,
+        kdf_executor: KdfExecutor | None = None,
+        database_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        vault = _table_name(table_name, "table_name")
+        meta = _table_name(meta_table_name, "meta_table_name")
+        if vault == meta:
+            raise ValidationError("table_name and meta_table_name must differ")
+        if not isinstance(automigrate, bool):
+            raise ValidationError("automigrate must be a bool")
+        if password_policy is None:
+            password_policy = PasswordPolicy()
+        if not isinstance(password_policy, PasswordPolicy):
+            raise ValidationError("password_policy must be a PasswordPolicy")
+        if kdf_executor is not None and not isinstance(kdf_executor, KdfExecutor):
+            raise ValidationError("kdf_executor must be a KdfExecutor")
+        if database_options is not None and not isinstance(database_options, Mapping):
+            raise ValidationError("database_options must be a mapping")
+        self._names = Names(vault=vault, meta=meta)
+        self._automigrate = automigrate
+        self._profile = resolve_profile(kdf)
+        self._policy = password_policy
+        self._stats = Stats()
+        self._backend = Backend(database, self._stats, database_options)
+        self._keys = KeyRing(
+            kdf_executor or shared_executor(),
+            self._stats,
+            cache_size=_non_negative_int(key_cache_size, "key_cache_size"),
+            cache_ttl=_optional_seconds(key_cache_ttl, "key_cache_ttl"),
+            reuse_writes=_non_negative_int(key_reuse_writes, "key_reuse_writes"),
+            reuse_seconds=_optional_seconds(key_reuse_seconds, "key_reuse_seconds")
+            or 60.0,
+        )
+        self._state = _State.NEW
+        if self._profile.is_weak:
+            logger.warning(
+                "KDF profile opslimit=%d memlimit=%d is below the OWASP minimum"
+                " for Argon2id; use it for tests only",
+                self._profile.opslimit,
+                self._profile.memlimit,
+            )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(url={self._backend.url_for_logs!r},"
+            f" table_name={self._names.vault!r}, state={self._state.value!r})"
+        )
+
+    # Lifecycle
+
+    @property
+    def table_name(self) -> str:
+        return self._names.vault
+
+    @property
+    def meta_table_name(self) -> str:
+        return self._names.meta
+
+    @property
+    def kdf(self) -> KdfProfile:
+        return self._profile
+
+    @property
+    def password_policy(self) -> PasswordPolicy:
+        return self._policy
+
+    @property
+    def is_connected(self) -> bool:
+        return self._state is _State.OPEN
+
+    async def connect(self) -> None:
+        """Connect and, when `automigrate` is on, bring the schema up to date.
+
+        Raises:
+            StoreClosedError: the store was closed; make a new one.
+            MigrationError: the schema is newer than this library knows.
+            BackendError: the database could not be reached.
+        """
+        if self._state is _State.CLOSED:
+            raise StoreClosedError("store is closed and cannot reopen; create a new one")
+        if self._state is _State.OPEN:
+            return
+        await self._backend.connect()
+        try:
+            if self._backend.dialect.name == "sqlite":
+                await self._enable_wal()
+            if self._automigrate:
+                await migrate(self._backend, self._names)
+            else:
+                await self._check_version()
+        except BaseException:
+            await self._backend.close()
+            raise
+        self._stats.reset()
+        self._state = _State.OPEN
+        logger.info(
+            "connected to %s (table %s)", self._backend.url_for_logs, self._names.vault
+        )
+
+    async def _enable_wal(self) -> None:
+        # WAL lets readers run beside a writer; it is kept in the file.
+        try:
+            await self._backend.execute_ddl("PRAGMA journal_mode=WAL")
+        except Exception as exc:
+            logger.warning("could not switch SQLite to WAL: %s", exc)
+
+    async def _check_version(self) -> None:
+        from ._errors import MigrationError
+
+        version = await current_version(self._backend, self._names)
+        if version is not None and version > LATEST_VERSION:
+            raise MigrationError(
+                f"database schema is at version {version}, newer than version"
+                f" {LATEST_VERSION} that this vaultstore_async release knows;"
+                " upgrade the library"
+            )
+
+    async def migrate(self) -> int:
+        """Apply pending schema migrations and return the schema version.
+
+        Raises:
+            StoreClosedError: the store is not connected.
+            MigrationError: the schema is newer than this library knows.
+        """
+        self._require_open()
+        return await migrate(self._backend, self._names)
+
+    async def schema_version(self) -> int:
+        """Return the applied schema version (0 before any migration)."""
+        self._require_open()
+        return await current_version(self._backend, self._names) or 0
+
+    async def close(self) -> None:
+        """Close the store; a database the store created is disconnected.
+        Calling it again does nothing."""
+        if self._state is _State.CLOSED:
+            return
+        was_open = self._state is _State.OPEN
+        self._state = _State.CLOSED
+        self._keys.clear()
+        if was_open:
+            await self._backend.close()
+            logger.info("closed store for table %s", self._names.vault)
+
+    async def __aenter__(self) -> StoreBase:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def stats(self) -> dict[str, int]:
+        """Counters since connect: key derivations, key-cache hits and
+        misses, SQL statements, rows read and rows written."""
+        return self._stats.snapshot()
+
+    # Helpers for the operations
+
+    def _require_open(self) -> None:
+        if self._state is not _State.OPEN:
+            if self._state is _State.CLOSED:
+                raise StoreClosedError("store is closed; create a new one")
+            raise StoreClosedError(
+                "store is not connected; call connect() or use 'async with store'"
+            )
+
+    def _q(self, identifier: str) -> str:
+        return self._backend.dialect.quote(identifier)
+
+    @property
+    def _vault(self) -> str:
+        return self._q(self._names.vault)
+
+    @property
+    def _meta(self) -> str:
+        return self._q(self._names.meta)
+
+    def _db_time(self, value: datetime | None) -> Any:
+        return self._backend.dialect.to_db_time(value)
+
+    def _py_time(self, value: Any) -> datetime | None:
+        return self._backend.dialect.from_db_time(value)
+
+    def _now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def _seal(
+        self, token: str, plaintext: bytes, password: bytes
+    ) -> str:
+        salt, key = await self._keys.for_write(password, self._profile)
+        return _envelope.seal(key, token, plaintext, self._profile, salt)
+
+    async def _open(self, token: str, stored: str, password: bytes) -> str:
+        envelope = _envelope.parse(stored)
+        key = await self._keys.derive(password, envelope.salt, envelope.profile)
+        data = _envelope.open_box(key, token, envelope)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecryptionError() from None

@@ -1,0 +1,148 @@
+"""Derived keys: an LRU cache, in-flight sharing and opt-in reuse for writes.
+
+Cache entries are keyed by salt, KDF parameters and an HMAC of the
+password under a random key made for this process, so no password is kept
+in memory as a dictionary key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ._kdf import SALT_BYTES, KdfExecutor, KdfProfile
+from ._stats import Stats
+
+_PROCESS_KEY = os.urandom(32)
+
+_CacheKey = tuple[bytes, int, int, bytes]
+
+
+def _password_tag(password: bytes) -> bytes:
+    return hmac.new(_PROCESS_KEY, password, hashlib.sha256).digest()
+
+
+@dataclass(slots=True)
+class _Reusable:
+    salt: bytes
+    key: bytes
+    uses_left: int
+    expires: float
+
+
+class KeyRing:
+    """Turns (password, salt, profile) into a key, deriving as little as it can."""
+
+    def __init__(
+        self,
+        executor: KdfExecutor,
+        stats: Stats,
+        cache_size: int,
+        cache_ttl: float | None,
+        reuse_writes: int,
+        reuse_seconds: float,
+    ) -> None:
+        self._executor = executor
+        self._stats = stats
+        self._cache_size = cache_size
+        self._cache_ttl = cache_ttl
+        self._cache: OrderedDict[_CacheKey, tuple[bytes, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._inflight: dict[_CacheKey, asyncio.Future[bytes]] = {}
+        self._reuse_writes = reuse_writes
+        self._reuse_seconds = reuse_seconds
+        self._reusable: dict[tuple[bytes, int, int], _Reusable] = {}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+            self._reusable.clear()
+
+    def _get(self, ckey: _CacheKey) -> bytes | None:
+        if self._cache_size <= 0:
+            return None
+        with self._lock:
+            entry = self._cache.get(ckey)
+            if entry is None:
+                return None
+            key, stored_at = entry
+            if self._cache_ttl is not None:
+                if time.monotonic() - stored_at > self._cache_ttl:
+                    del self._cache[ckey]
+                    return None
+            self._cache.move_to_end(ckey)
+            return key
+
+    def _put(self, ckey: _CacheKey, key: bytes) -> None:
+        if self._cache_size <= 0:
+            return
+        with self._lock:
+            self._cache[ckey] = (key, time.monotonic())
+            self._cache.move_to_end(ckey)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    async def derive(self, password: bytes, salt: bytes, profile: KdfProfile) -> bytes:
+        """Return the Argon2id key for these inputs, from cache when possible.
+
+        Concurrent requests for one key share a single derivation, which
+        runs in its own task so a cancelled caller does not waste it.
+        """
+        ckey = (salt, profile.opslimit, profile.memlimit, _password_tag(password))
+        cached = self._get(ckey)
+        if cached is not None:
+            self._stats.key_cache_hits += 1
+            return cached
+        pending = self._inflight.get(ckey)
+        if pending is None:
+            self._stats.key_cache_misses += 1
+            pending = asyncio.ensure_future(self._run(ckey, password, salt, profile))
+            self._inflight[ckey] = pending
+            pending.add_done_callback(lambda done: self._finish(ckey, done))
+        else:
+            self._stats.key_cache_hits += 1
+        return await asyncio.shield(pending)
+
+    def _finish(self, ckey: _CacheKey, done: asyncio.Future[bytes]) -> None:
+        self._inflight.pop(ckey, None)
+        if not done.cancelled():
+            # Marks a failure as seen even when every caller was cancelled.
+            done.exception()
+
+    async def _run(
+        self, ckey: _CacheKey, password: bytes, salt: bytes, profile: KdfProfile
+    ) -> bytes:
+        key = await self._executor.derive(password, salt, profile)
+        self._stats.key_derivations += 1
+        self._put(ckey, key)
+        return key
+
+    async def for_write(self, password: bytes, profile: KdfProfile) -> tuple[bytes, bytes]:
+        """Return (salt, key) for a new value: a fresh salt, unless key reuse
+        is on and this password has a reusable salt with uses left."""
+        if self._reuse_writes <= 0:
+            salt = os.urandom(SALT_BYTES)
+            return salt, await self.derive(password, salt, profile)
+        rkey = (_password_tag(password), profile.opslimit, profile.memlimit)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._reusable.get(rkey)
+            if entry is not None and entry.uses_left > 0 and entry.expires > now:
+                entry.uses_left -= 1
+                return entry.salt, entry.key
+        salt = os.urandom(SALT_BYTES)
+        key = await self.derive(password, salt, profile)
+        with self._lock:
+            self._reusable[rkey] = _Reusable(
+                salt=salt,
+                key=key,
+                uses_left=self._reuse_writes - 1,
+                expires=now + self._reuse_seconds,
+            )
+        return salt, key
