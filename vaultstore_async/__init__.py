@@ -14,6 +14,7 @@ from ._errors import (
 )
 from ._kdf import KdfExecutor, KdfProfile
 from ._policy import PasswordPolicy
+from ._query import Record, RecordQuery
 from ._store import AsyncStore
 from ._validate import MAX_VALUE_BYTES
 
@@ -29,6 +30,8 @@ __all__ = [
     "MigrationError",
     "PasswordPolicy",
     "PasswordPolicyError",
+    "Record",
+    "RecordQuery",
     "StoreClosedError",
     "TokenExistsError",
     "TokenExpiredError",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._token_ops import TokenOps
+from ._settings import SettingsOps
 
 
-class AsyncStore(TokenOps):
+class AsyncStore(SettingsOps):
     """An encrypted secret store on SQLite, PostgreSQL or MariaDB/MySQL.
 
     Pass a database URL (the store then owns and closes the connection

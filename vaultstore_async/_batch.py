@@ -1,0 +1,236 @@
+"""Operations over many rows: batch reads, upsert, expiry sweeps and
+password change."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+
+from . import _validate as check
+from ._errors import (
+    DecryptionError,
+    TokenNotFoundError,
+    ValidationError,
+)
+from ._policy import encode_password
+from ._record_ops import RecordOps
+
+logger = logging.getLogger("vaultstore_async")
+
+# Well under SQLite's 32,766 and PostgreSQL's 32,767 bound parameters.
+READ_CHUNK = 2000
+CHANGE_PAGE = 500
+
+Progress = Callable[[int, int], Any]
+
+
+class BatchOps(RecordOps):
+    async def read_tokens(self, tokens: list[str], password: str) -> dict[str, str]:
+        """Return {token: value} for every given token that has not expired.
+
+        Duplicates in `tokens` are fine. Every row is opened (so a wrong
+        password fails even when all tokens have expired) and key
+        derivations run concurrently in the KDF worker pool.
+
+        Raises:
+            TokenNotFoundError: some tokens are missing or soft-deleted; its
+                `tokens` attribute lists them.
+            DecryptionError: the password does not open one of the values.
+        """
+        self._require_open()
+        wanted = list(dict.fromkeys(check.tokens(tokens)))
+        secret = encode_password(password)
+        if not wanted:
+            return {}
+        rows: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(wanted), READ_CHUNK):
+            chunk = wanted[start : start + READ_CHUNK]
+            names = {f"t{index}": token for index, token in enumerate(chunk)}
+            placeholders = ", ".join(f":{name}" for name in names)
+            found = await self._backend.fetch_all(
+                f"SELECT vault_token, vault_value, expires_at FROM {self._vault}"
+                f" WHERE vault_token IN ({placeholders}) AND soft_deleted_at IS NULL",
+                names,
+            )
+            for row in found:
+                rows[row["vault_token"]] = row
+        missing = [token for token in wanted if token not in rows]
+        if missing:
+            raise TokenNotFoundError(
+                f"{len(missing)} of {len(wanted)} tokens not found", missing
+            )
+        values = await asyncio.gather(
+            *(self._open(token, rows[token]["vault_value"], secret) for token in wanted)
+        )
+        now = self._now()
+        result: dict[str, str] = {}
+        for token, value in zip(wanted, values, strict=True):
+            expires = self._py_time(rows[token]["expires_at"])
+            if expires is None or expires > now:
+                result[token] = value
+        return result
+
+    async def resolve_tokens(
+        self, mapping: Mapping[str, str], password: str
+    ) -> dict[str, str]:
+        """Map each key of {key: token} to its token's value, with the rules
+        of `read_tokens`; keys whose token expired are left out."""
+        self._require_open()
+        if not isinstance(mapping, Mapping):
+            raise ValidationError(
+                f"mapping must be a mapping of key to token, got {type(mapping).__name__}"
+            )
+        tokens = check.tokens(list(mapping.values()), "mapping values")
+        values = await self.read_tokens(tokens, password)
+        return {key: values[token] for key, token in mapping.items() if token in values}
+
+    async def upsert_token(
+        self,
+        token: str | None,
+        value: str,
+        password: str,
+        *,
+        length: int = 32,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """Create or update, and return the token.
+
+        None or "" creates a new generated token. A live token is updated
+        under the rules of `update_token` (and gets `expires_at` if one is
+        given). An unknown token is created as a custom token.
+        """
+        self._require_open()
+        if token is None or token == "":
+            return await self.create_token(
+                value, password, length=length, expires_at=expires_at
+            )
+        token = check.token(token)
+        plaintext = check.value_bytes(value)
+        check.token_length(length)
+        expires = check.aware_time(expires_at, "expires_at")
+        secret = self._writing_password(password)
+        if await self.token_exists(token):
+            try:
+                await self._replace_value(
+                    token,
+                    plaintext,
+                    secret,
+                    secret,
+                    expires,
+                    set_expiry=expires is not None,
+                )
+                return token
+            except TokenNotFoundError:
+                pass  # deleted meanwhile: create it below
+        await self.create_custom_token(token, value, password, expires_at=expires)
+        return token
+
+    async def soft_delete_expired_tokens(self) -> int:
+        """Soft-delete every live expired token in one statement; return how many."""
+        self._require_open()
+        now = self._db_time(self._now())
+        return await self._backend.execute(
+            f"UPDATE {self._vault} SET soft_deleted_at = :now, updated_at = :now"
+            " WHERE expires_at IS NOT NULL AND expires_at <= :now"
+            " AND soft_deleted_at IS NULL",
+            {"now": now},
+        )
+
+    async def delete_expired_tokens(self) -> int:
+        """Delete every expired row, soft-deleted ones too, in one statement;
+        return how many."""
+        self._require_open()
+        return await self._backend.execute(
+            f"DELETE FROM {self._vault}"
+            " WHERE expires_at IS NOT NULL AND expires_at <= :now",
+            {"now": self._db_time(self._now())},
+        )
+
+    async def change_password(
+        self,
+        old_password: str,
+        new_password: str,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Re-encrypt under `new_password` every row that `old_password`
+        opens, soft-deleted and expired rows included; return how many.
+
+        The table is read in keyset pages ordered by id, so memory stays
+        bounded. Each row is written only if its value is still the one
+        that was read, so a concurrent update is never overwritten. If the
+        call stops part way, every row is readable under exactly one of the
+        two passwords and running it again finishes the job. `progress`, if
+        given, is called after each page with (rows examined, rows changed).
+
+        Raises:
+            PasswordPolicyError: `new_password` breaks the policy.
+        """
+        self._require_open()
+        old = encode_password(old_password, "old_password")
+        new = self._writing_password(new_password, "new_password")
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress must be callable or None")
+        examined = changed = 0
+        last_id: str | None = None
+        while True:
+            page = await self._page_after(last_id)
+            if not page:
+                break
+            last_id = page[-1]["id"]
+            changed += await self._rekey_page(page, old, new)
+            examined += len(page)
+            if progress is not None:
+                outcome = progress(examined, changed)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            if len(page) < CHANGE_PAGE:
+                break
+        logger.info("password change re-encrypted %d of %d rows", changed, examined)
+        return changed
+
+    async def _page_after(self, last_id: str | None) -> list[Mapping[str, Any]]:
+        after = "" if last_id is None else " WHERE id > :last_id"
+        values = {} if last_id is None else {"last_id": last_id}
+        return await self._backend.fetch_all(
+            f"SELECT id, vault_token, vault_value FROM {self._vault}{after}"
+            f" ORDER BY id LIMIT {CHANGE_PAGE}",
+            values,
+        )
+
+    async def _rekey_row(
+        self, row: Mapping[str, Any], old: bytes, new: bytes
+    ) -> tuple[str, str, str] | None:
+        token, stored = row["vault_token"], row["vault_value"]
+        try:
+            plaintext = await self._open(token, stored, old)
+        except DecryptionError:
+            return None  # under another password, or damaged: left as it is
+        sealed = await self._seal(token, plaintext.encode("utf-8"), new)
+        return row["id"], stored, sealed
+
+    async def _rekey_page(
+        self, page: list[Mapping[str, Any]], old: bytes, new: bytes
+    ) -> int:
+        results = await asyncio.gather(*(self._rekey_row(row, old, new) for row in page))
+        writes = [result for result in results if result is not None]
+        if not writes:
+            return 0
+        changed = 0
+        now = self._db_time(self._now())
+        async with self._backend.transaction():
+            for row_id, old_value, new_value in writes:
+                changed += await self._backend.execute(
+                    f"UPDATE {self._vault} SET vault_value = :new, updated_at = :now"
+                    " WHERE id = :id AND vault_value = :old",
+                    {"new": new_value, "now": now, "id": row_id, "old": old_value},
+                )
+        return changed
+
+
+
