@@ -26,13 +26,13 @@ _SQLITE_BUSY_TIMEOUT = 30.0
 _MYSQL_KEY = re.compile(r"for key '([^']*)'")
 
 try:  # Optional drivers: only the one in use needs to be installed.
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - depends on the install
     asyncpg = None
 
 try:
-    import pymysql
-    from pymysql.constants import CLIENT as _MYSQL_CLIENT
+    import pymysql  # type: ignore[import-untyped]
+    from pymysql.constants import CLIENT as _MYSQL_CLIENT  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - depends on the install
     pymysql = None
     _MYSQL_CLIENT = None
@@ -54,9 +54,9 @@ def _error_code(exc: BaseException) -> str:
     name = getattr(exc, "sqlite_errorname", None)
     if name:
         return f" ({name})"
-    if pymysql is not None and isinstance(exc, pymysql.err.MySQLError):
-        if exc.args and isinstance(exc.args[0], int):
-            return f" (error {exc.args[0]})"
+    is_mysql = pymysql is not None and isinstance(exc, pymysql.err.MySQLError)
+    if is_mysql and exc.args and isinstance(exc.args[0], int):
+        return f" (error {exc.args[0]})"
     return ""
 
 
@@ -68,10 +68,11 @@ def _unique_detail(exc: BaseException) -> str | None:
         return None
     if asyncpg is not None and isinstance(exc, asyncpg.UniqueViolationError):
         return str(getattr(exc, "constraint_name", "") or "")
-    if pymysql is not None and isinstance(exc, pymysql.err.IntegrityError):
-        if exc.args and exc.args[0] in (1062, 1586):
-            match = _MYSQL_KEY.search(str(exc.args[1]) if len(exc.args) > 1 else "")
-            return match.group(1) if match else ""
+    is_mysql = pymysql is not None and isinstance(exc, pymysql.err.IntegrityError)
+    if is_mysql and exc.args and exc.args[0] in (1062, 1586):
+        message = str(exc.args[1]) if len(exc.args) > 1 else ""
+        match = _MYSQL_KEY.search(message)
+        return match.group(1) if match else ""
     return None
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import databases
 
@@ -148,7 +148,9 @@ class StoreBase:
             BackendError: the database could not be reached.
         """
         if self._state is _State.CLOSED:
-            raise StoreClosedError("store is closed and cannot reopen; create a new one")
+            raise StoreClosedError(
+                "store is closed and cannot reopen; create a new one"
+            )
         if self._state is _State.OPEN:
             return
         await self._backend.connect()
@@ -213,7 +215,7 @@ class StoreBase:
             await self._backend.close()
             logger.info("closed store for table %s", self._names.vault)
 
-    async def __aenter__(self) -> StoreBase:
+    async def __aenter__(self) -> Self:
         await self.connect()
         return self
 
@@ -258,11 +260,9 @@ class StoreBase:
         return self._backend.dialect.from_db_time(value)
 
     def _now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
-    async def _seal(
-        self, token: str, plaintext: bytes, password: bytes
-    ) -> str:
+    async def _seal(self, token: str, plaintext: bytes, password: bytes) -> str:
         salt, key = await self._keys.for_write(password, self._profile)
         return _envelope.seal(key, token, plaintext, self._profile, salt)
 

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-
 from . import _validate as check
 from ._errors import (
     DecryptionError,
@@ -82,8 +81,9 @@ class BatchOps(RecordOps):
         of `read_tokens`; keys whose token expired are left out."""
         self._require_open()
         if not isinstance(mapping, Mapping):
+            kind = type(mapping).__name__
             raise ValidationError(
-                f"mapping must be a mapping of key to token, got {type(mapping).__name__}"
+                f"mapping must be a mapping of key to token, got {kind}"
             )
         tokens = check.tokens(list(mapping.values()), "mapping values")
         values = await self.read_tokens(tokens, password)
@@ -217,7 +217,9 @@ class BatchOps(RecordOps):
     async def _rekey_page(
         self, page: list[Mapping[str, Any]], old: bytes, new: bytes
     ) -> int:
-        results = await asyncio.gather(*(self._rekey_row(row, old, new) for row in page))
+        results = await asyncio.gather(
+            *(self._rekey_row(row, old, new) for row in page)
+        )
         writes = [result for result in results if result is not None]
         if not writes:
             return 0
@@ -231,6 +233,3 @@ class BatchOps(RecordOps):
                     {"new": new_value, "now": now, "id": row_id, "old": old_value},
                 )
         return changed
-
-
-

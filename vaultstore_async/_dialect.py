@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -43,17 +43,18 @@ class Dialect:
     def to_db_time(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        utc = value.astimezone(timezone.utc).replace(tzinfo=None)
+        utc = value.astimezone(UTC).replace(tzinfo=None)
         return utc.isoformat(sep=" ", timespec="microseconds")
 
     def from_db_time(self, value: Any) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if not isinstance(parsed, datetime):
+            raise TypeError(f"expected a timestamp, got {type(parsed).__name__}")
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
 
     def compile(self, sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
         """Rewrite `:name` placeholders into the driver's own style."""
@@ -110,7 +111,7 @@ class PostgresDialect(Dialect):
     def to_db_time(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
 
     def compile(self, sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
         order: dict[str, int] = {}
@@ -172,7 +173,7 @@ class MySQLDialect(Dialect):
     def to_db_time(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def compile(self, sql: str, values: dict[str, Any]) -> tuple[str, list[Any]]:
         args: list[Any] = []

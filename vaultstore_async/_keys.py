@@ -72,10 +72,10 @@ class KeyRing:
             if entry is None:
                 return None
             key, stored_at = entry
-            if self._cache_ttl is not None:
-                if time.monotonic() - stored_at > self._cache_ttl:
-                    del self._cache[ckey]
-                    return None
+            ttl = self._cache_ttl
+            if ttl is not None and time.monotonic() - stored_at > ttl:
+                del self._cache[ckey]
+                return None
             self._cache.move_to_end(ckey)
             return key
 
@@ -123,7 +123,9 @@ class KeyRing:
         self._put(ckey, key)
         return key
 
-    async def for_write(self, password: bytes, profile: KdfProfile) -> tuple[bytes, bytes]:
+    async def for_write(
+        self, password: bytes, profile: KdfProfile
+    ) -> tuple[bytes, bytes]:
         """Return (salt, key) for a new value: a fresh salt, unless key reuse
         is on and this password has a reusable salt with uses left."""
         if self._reuse_writes <= 0:

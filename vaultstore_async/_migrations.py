@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ._backend import Backend, UniqueViolation
 from ._dialect import Dialect, derived_name
@@ -119,7 +119,7 @@ async def _apply(backend: Backend, names: Names) -> int:
             continue
         for statement in step(dialect, names):
             await backend.execute_ddl(statement)
-        now = dialect.to_db_time(datetime.now(timezone.utc))
+        now = dialect.to_db_time(datetime.now(UTC))
         try:
             await backend.execute(
                 f"INSERT INTO {table} (version, applied_at) VALUES (:version, :now)",

@@ -58,7 +58,9 @@ def _optional_count(value: object, argument: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int:
-        raise ValidationError(f"{argument} must be an int or None, got {type(value).__name__}")
+        raise ValidationError(
+            f"{argument} must be an int or None, got {type(value).__name__}"
+        )
     if value < 0:
         raise ValidationError(f"{argument} must not be negative, got {value}")
     return value
@@ -134,7 +136,9 @@ class QueryBuilder:
         self._table = table
         self._to_db_time = to_db_time
 
-    def where(self, query: RecordQuery, now: datetime) -> tuple[list[str], dict[str, Any]]:
+    def where(
+        self, query: RecordQuery, now: datetime
+    ) -> tuple[list[str], dict[str, Any]]:
         clauses: list[str] = []
         values: dict[str, Any] = {}
         if query.id is not None:

@@ -127,7 +127,9 @@ class RecordOps(TokenOps):
         )
         return int(row["n"]) if row is not None else 0
 
-    async def _find(self, column: str, value: str, include_soft_deleted: bool) -> Record | None:
+    async def _find(
+        self, column: str, value: str, include_soft_deleted: bool
+    ) -> Record | None:
         live = "" if include_soft_deleted else " AND soft_deleted_at IS NULL"
         row = await self._backend.fetch_one(
             f"SELECT {_COLUMNS} FROM {self._vault} WHERE {column} = :value{live}",

@@ -7,7 +7,7 @@ arrived; they never repeat a value, since a value may be a secret.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ._errors import ValidationError
 
@@ -19,8 +19,8 @@ MAX_GENERATED_LENGTH = 40
 # 130 bytes, which stays well inside MariaDB's default 16 MiB packet.
 MAX_VALUE_BYTES = 4 * 1024 * 1024
 
-_EARLIEST = datetime(1000, 1, 1, tzinfo=timezone.utc)
-_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+_EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 def _type_name(value: object) -> str:
@@ -83,12 +83,16 @@ def value_bytes(value: object, argument: str = "value") -> bytes:
     return data
 
 
-def aware_time(value: object, argument: str, *, optional: bool = True) -> datetime | None:
+def aware_time(
+    value: object, argument: str, *, optional: bool = True
+) -> datetime | None:
     if value is None and optional:
         return None
     if not isinstance(value, datetime):
-        expected = "a timezone-aware datetime or None" if optional else (
-            "a timezone-aware datetime"
+        expected = (
+            "a timezone-aware datetime or None"
+            if optional
+            else ("a timezone-aware datetime")
         )
         raise ValidationError(f"{argument} must be {expected}, got {_type_name(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -97,13 +101,15 @@ def aware_time(value: object, argument: str, *, optional: bool = True) -> dateti
             " datetime.now(timezone.utc)), got a naive datetime"
         )
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValidationError(
             f"{argument} must fall between years 1000 and 9999 in UTC"
         ) from None
     if not _EARLIEST <= utc <= _LATEST:
-        raise ValidationError(f"{argument} must fall between years 1000 and 9999 in UTC")
+        raise ValidationError(
+            f"{argument} must fall between years 1000 and 9999 in UTC"
+        )
     return utc
 
 
