@@ -1,0 +1,258 @@
+"""The `vaultstore` command line for operators.
+
+Passwords come from an environment variable named with --password-env
+(and --new-password-env), or from a prompt; never from the arguments, which
+other users of the machine can read in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import shlex
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import BackendError, ValidationError, VaultStoreError
+from ._query import RecordQuery
+from ._store import AsyncStore
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command line input; reported with exit status 2."""
+
+
+def _password(env_name: str | None, prompt: str, confirm: bool = False) -> str:
+    if env_name:
+        value = os.environ.get(env_name)
+        if value is None:
+            raise UsageError(f"environment variable {env_name} is not set")
+        return value
+    if not sys.stdin.isatty():
+        raise UsageError(
+            "no terminal to prompt for the password; name an environment"
+            " variable with --password-env"
+        )
+    value = getpass.getpass(prompt)
+    if confirm and getpass.getpass("Repeat: ") != value:
+        raise UsageError("the two passwords differ")
+    return value
+
+
+def _store(args: argparse.Namespace) -> AsyncStore:
+    return AsyncStore(
+        args.url,
+        table_name=args.table,
+        meta_table_name=args.meta_table,
+        kdf=args.kdf,
+    )
+
+
+async def _migrate(args: argparse.Namespace) -> int:
+    async with _store(args) as store:
+        version = await store.migrate()
+    print(f"schema version {version}")
+    return EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    store = AsyncStore(
+        args.url,
+        table_name=args.table,
+        meta_table_name=args.meta_table,
+        automigrate=False,
+    )
+    async with store:
+        version = await store.schema_version()
+        if version == 0:
+            print("schema version 0 (not migrated; run 'vaultstore migrate')")
+            return EXIT_OK
+        live = await store.count_records(RecordQuery(expired=False))
+        expired = await store.count_records(RecordQuery(expired=True))
+        deleted = await store.count_records(RecordQuery(only_soft_deleted=True))
+    print(f"schema version {version}")
+    print(f"live tokens {live}")
+    print(f"expired tokens {expired}")
+    print(f"soft-deleted tokens {deleted}")
+    return EXIT_OK
+
+
+async def _purge(args: argparse.Namespace) -> int:
+    async with _store(args) as store:
+        if args.soft:
+            count = await store.soft_delete_expired_tokens()
+            print(f"soft-deleted {count} expired tokens")
+        else:
+            count = await store.delete_expired_tokens()
+            print(f"deleted {count} expired tokens")
+    return EXIT_OK
+
+
+async def _change_password(args: argparse.Namespace) -> int:
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    old = _password(args.password_env, "Current password: ")
+    new = _password(args.new_password_env, "New password: ", confirm=True)
+    async with _store(args) as store:
+        total = await store.count_records(RecordQuery(include_soft_deleted=True))
+        with tqdm(total=total, unit="row", disable=args.quiet, file=sys.stderr) as bar:
+
+            def progress(examined: int, changed: int) -> None:
+                bar.update(examined - bar.n)
+                bar.set_postfix(changed=changed)
+
+            changed = await store.change_password(old, new, progress=progress)
+    print(f"re-encrypted {changed} tokens")
+    return EXIT_OK
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        raise UsageError(f"env file not found: {path}")
+    values = dotenv_values(path)
+    return {name: value or "" for name, value in values.items()}
+
+
+async def _import_env(args: argparse.Namespace) -> int:
+    values = _read_env(args.file)
+    output: Path = args.output or args.file.with_name(args.file.name + ".tokens")
+    password = _password(args.password_env, "Password: ", confirm=True)
+    async with _store(args) as store:
+        lines = []
+        for name, value in values.items():
+            token = await store.create_token(value, password)
+            lines.append(f"{name}={token}\n")
+    output.write_text("".join(lines), encoding="utf-8")
+    print(f"stored {len(lines)} values; tokenized copy written to {output}")
+    return EXIT_OK
+
+
+async def _resolve_env(args: argparse.Namespace) -> int:
+    tokens = _read_env(args.file)
+    password = _password(args.password_env, "Password: ")
+    async with _store(args) as store:
+        values = await store.resolve_tokens(tokens, password)
+    missing = [name for name in tokens if name not in values]
+    if missing:
+        raise VaultStoreError(f"expired tokens for: {', '.join(missing)}")
+    for name, value in values.items():
+        print(f"{name}={shlex.quote(value)}")
+    return EXIT_OK
+
+
+_Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vaultstore", description="Operate a vaultstore_async vault."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "url", help="database URL, e.g. sqlite:///vault.db or postgresql://host/db"
+    )
+    common.add_argument("--table", default="vault", help="vault table name")
+    common.add_argument("--meta-table", default="vault_meta", help="meta table name")
+    common.add_argument(
+        "--kdf",
+        default="default",
+        help="KDF preset for values written: default, moderate, sensitive",
+    )
+    secret = argparse.ArgumentParser(add_help=False)
+    secret.add_argument(
+        "--password-env",
+        metavar="NAME",
+        help="environment variable holding the password (else a prompt)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, handler: _Command, help: str, *parents: argparse.ArgumentParser
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, parents=[common, *parents])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("migrate", _migrate, "apply migrations and print the schema version")
+    add("status", _status, "print schema version and token counts")
+    purge = add("purge-expired", _purge, "delete expired tokens and print the count")
+    purge.add_argument(
+        "--soft", action="store_true", help="soft-delete instead of deleting"
+    )
+    change = add(
+        "change-password",
+        _change_password,
+        "re-encrypt tokens under a new password",
+        secret,
+    )
+    change.add_argument(
+        "--new-password-env",
+        metavar="NAME",
+        help="environment variable holding the new password (else a prompt)",
+    )
+    change.add_argument("--quiet", action="store_true", help="hide the progress bar")
+    imp = add(
+        "import-env",
+        _import_env,
+        "store a dotenv file's values and write tokens",
+        secret,
+    )
+    imp.add_argument("file", type=Path, help="dotenv file to import")
+    imp.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the tokenized copy (default: FILE.tokens)",
+    )
+    res = add(
+        "resolve-env",
+        _resolve_env,
+        "print a tokenized dotenv file's values",
+        secret,
+    )
+    res.add_argument("file", type=Path, help="tokenized dotenv file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: _Command = args.handler
+    try:
+        return asyncio.run(handler(args))
+    except (UsageError, ValidationError) as exc:
+        print(f"vaultstore: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendError as exc:
+        print(
+            f"vaultstore: {args.command} failed: {exc}; check the URL and that"
+            " the database server is running",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    except VaultStoreError as exc:
+        print(f"vaultstore: {args.command} failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:
+        print(
+            f"vaultstore: {args.command} failed: {exc.strerror or exc}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("vaultstore: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def main_exit() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
