@@ -227,6 +227,10 @@ class StoreBase:
     ) -> None:
         await self.close()
 
+    def clear_key_cache(self) -> None:
+        """Forget every cached derived key and every reusable write key."""
+        self._keys.clear()
+
     def stats(self) -> dict[str, int]:
         """Counters since connect: key derivations, key-cache hits and
         misses, SQL statements, rows read and rows written."""

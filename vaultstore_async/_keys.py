@@ -58,11 +58,13 @@ class KeyRing:
         self._reuse_writes = reuse_writes
         self._reuse_seconds = reuse_seconds
         self._reusable: dict[tuple[bytes, int, int], _Reusable] = {}
+        self._reuse_locks: dict[tuple[bytes, int, int], asyncio.Lock] = {}
 
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()
             self._reusable.clear()
+            self._reuse_locks.clear()
 
     def _get(self, ckey: _CacheKey) -> bytes | None:
         if self._cache_size <= 0:
@@ -132,19 +134,43 @@ class KeyRing:
             salt = os.urandom(SALT_BYTES)
             return salt, await self.derive(password, salt, profile)
         rkey = (_password_tag(password), profile.opslimit, profile.memlimit)
-        now = time.monotonic()
+        reused = self._take_reusable(rkey)
+        if reused is not None:
+            return reused
+        # Concurrent writers under one password wait for a single fresh salt
+        # instead of each deriving its own.
+        lock = self._reuse_locks.setdefault(rkey, asyncio.Lock())
+        async with lock:
+            reused = self._take_reusable(rkey)
+            if reused is not None:
+                return reused
+            salt = os.urandom(SALT_BYTES)
+            key = await self.derive(password, salt, profile)
+            now = time.monotonic()
+            with self._lock:
+                # Drop spent entries so keys of passwords no longer in use
+                # do not stay in memory.
+                for stale in [k for k, e in self._reusable.items() if e.expires <= now]:
+                    del self._reusable[stale]
+                self._reusable[rkey] = _Reusable(
+                    salt=salt,
+                    key=key,
+                    uses_left=self._reuse_writes - 1,
+                    expires=now + self._reuse_seconds,
+                )
+        if not lock.locked():
+            self._reuse_locks.pop(rkey, None)
+        return salt, key
+
+    def _take_reusable(
+        self, rkey: tuple[bytes, int, int]
+    ) -> tuple[bytes, bytes] | None:
         with self._lock:
             entry = self._reusable.get(rkey)
-            if entry is not None and entry.uses_left > 0 and entry.expires > now:
-                entry.uses_left -= 1
-                return entry.salt, entry.key
-        salt = os.urandom(SALT_BYTES)
-        key = await self.derive(password, salt, profile)
-        with self._lock:
-            self._reusable[rkey] = _Reusable(
-                salt=salt,
-                key=key,
-                uses_left=self._reuse_writes - 1,
-                expires=now + self._reuse_seconds,
-            )
-        return salt, key
+            if entry is None or entry.uses_left <= 0:
+                return None
+            if entry.expires <= time.monotonic():
+                del self._reusable[rkey]
+                return None
+            entry.uses_left -= 1
+            return entry.salt, entry.key
