@@ -21,12 +21,12 @@ from ._validate import MAX_VALUE_BYTES
 __version__ = "0.1.0"
 
 __all__ = [
-    "MAX_VALUE_BYTES",
     "AsyncStore",
     "BackendError",
     "DecryptionError",
     "KdfExecutor",
     "KdfProfile",
+    "MAX_VALUE_BYTES",
     "MigrationError",
     "PasswordPolicy",
     "PasswordPolicyError",
