@@ -5,18 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import databases
-import pytest
 from conftest import OTHER_PASSWORD, PASSWORD
 
 from vaultstore_async import DecryptionError, TokenExistsError, TokenNotFoundError
 
 CALLERS = 10
 
-# NOTE: MariaDB returns a note for CREATE TABLE IF NOT EXISTS on an existing
-# table. PyMySQL raises it as a Warning, which this suite's warning filter
-# turns into an error, and test_migrations.py::test_connect_existing_tables
-# covers that. Extra stores here skip migration, so each test checks only
-# its own race.
 
 
 async def make_stores(make_store, count: int = CALLERS) -> list:
@@ -228,7 +222,6 @@ async def test_parallel_wrong_passwords(store):
     assert all(isinstance(result, DecryptionError) for result in results)
 
 
-@pytest.mark.filterwarnings("ignore:Table '.*' already exists")
 async def test_stores_migrate_together(make_store, db_url, table_names):
     stores = await asyncio.gather(*(make_store() for _ in range(8)))
     tokens = await asyncio.gather(

@@ -311,11 +311,8 @@ async def test_known_answer_through_store(store, db_url, table_names):
 async def test_read_under_other_profile(make_store):
     writer = await make_store(kdf=FAST_KDF)
     token = await writer.create_token("value", PASSWORD)
-    # NOTE: automigrate=False because MariaDB returns a note for the repeated
-    # CREATE TABLE IF NOT EXISTS, which PyMySQL raises as a Warning. The
-    # test_migrations.py::test_connect_existing_tables test covers that.
     reader = await make_store(
-        kdf=KdfProfile(opslimit=2, memlimit=16 * 1024), automigrate=False
+        kdf=KdfProfile(opslimit=2, memlimit=16 * 1024)
     )
 
     assert await reader.read_token(token, PASSWORD) == "value"

@@ -6,11 +6,10 @@ import asyncio
 import threading
 
 import pytest
+from conftest import PASSWORD, MakeStore
 
 from vaultstore_async import AsyncStore, KdfExecutor, KdfProfile, ValidationError
 from vaultstore_async._kdf import shared_executor
-
-from conftest import PASSWORD, MakeStore
 
 
 def delta(store: AsyncStore, before: dict[str, int]) -> dict[str, int]:

@@ -29,15 +29,6 @@ VAULT_COLUMNS = {
 }
 PROCESSES = 8
 
-# NOTE: MariaDB returns a note for CREATE TABLE IF NOT EXISTS on an existing
-# table. PyMySQL raises it as a Warning, which this suite's warning filter
-# turns into an error. Tests about other parts of migration ignore that one
-# warning, and test_connect_existing_tables and
-# test_connect_existing_no_warning check it.
-IGNORE_TABLE_EXISTS = pytest.mark.filterwarnings("ignore:Table '.*' already exists")
-# NOTE: the fixture teardown runs DROP TABLE IF EXISTS, for which MariaDB
-# returns an "Unknown table" note when a test never created the tables.
-IGNORE_UNKNOWN_TABLE = pytest.mark.filterwarnings("ignore:Unknown table")
 
 # Each child process waits for a "go" file, so all of them connect at once,
 # then connects a store, writes and reads one token and prints the schema
@@ -145,14 +136,12 @@ async def test_vault_token_unique(store, db_url, table_names):
 # Explicit migration
 
 
-@IGNORE_UNKNOWN_TABLE
 async def test_no_automigrate_empty(make_store):
     store = await make_store(automigrate=False)
 
     assert await store.schema_version() == 0
 
 
-@IGNORE_UNKNOWN_TABLE
 async def test_no_automigrate_no_tables(make_store):
     store = await make_store(automigrate=False)
 
@@ -176,7 +165,6 @@ async def test_explicit_migrate_then_use(make_store):
     assert await store.read_token(token, PASSWORD) == "value"
 
 
-@IGNORE_TABLE_EXISTS
 async def test_migrate_twice(store, db_url, table_names):
     assert await store.migrate() == LATEST_VERSION
     assert await applied_versions(db_url, table_names) == [LATEST_VERSION]
@@ -214,7 +202,6 @@ async def test_no_automigrate_existing(make_store):
 # Schema newer than the library supports
 
 
-@IGNORE_TABLE_EXISTS
 async def test_newer_schema_rejected(store, db_url, table_names):
     await insert_version(db_url, table_names, 999)
     newer = AsyncStore(db_url, kdf=FAST_KDF, **table_names)
@@ -226,7 +213,6 @@ async def test_newer_schema_rejected(store, db_url, table_names):
     assert newer.is_connected is False
 
 
-@IGNORE_TABLE_EXISTS
 async def test_newer_schema_no_automigrate(store, db_url, table_names):
     await insert_version(db_url, table_names, 999)
     newer = AsyncStore(db_url, kdf=FAST_KDF, automigrate=False, **table_names)
@@ -235,7 +221,6 @@ async def test_newer_schema_no_automigrate(store, db_url, table_names):
         await newer.connect()
 
 
-@IGNORE_TABLE_EXISTS
 async def test_newer_schema_explicit_migrate(store, db_url, table_names):
     await insert_version(db_url, table_names, 999)
 
@@ -243,7 +228,6 @@ async def test_newer_schema_explicit_migrate(store, db_url, table_names):
         await store.migrate()
 
 
-@IGNORE_TABLE_EXISTS
 async def test_newer_schema_rows_kept(store, db_url, table_names):
     await insert_version(db_url, table_names, 999)
     newer = AsyncStore(db_url, kdf=FAST_KDF, **table_names)
@@ -257,7 +241,6 @@ async def test_newer_schema_rows_kept(store, db_url, table_names):
 # Concurrent migration
 
 
-@IGNORE_TABLE_EXISTS
 async def test_processes_migrate_once(db_url, table_names, make_store, tmp_path):
     package_root = str(Path(vaultstore_async.__file__).resolve().parents[1])
     env = dict(os.environ)

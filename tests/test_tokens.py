@@ -410,10 +410,7 @@ async def test_read_one_statement(store):
 
 async def test_read_from_other_store(store, make_store):
     token = await store.create_token("value", PASSWORD)
-    # NOTE: automigrate=False because MariaDB returns a note for the repeated
-    # CREATE TABLE IF NOT EXISTS, which PyMySQL raises as a Warning. The
-    # test_migrations.py::test_connect_existing_tables test covers that.
-    other = await make_store(automigrate=False)
+    other = await make_store()
 
     assert await other.read_token(token, PASSWORD) == "value"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -248,7 +249,12 @@ class Backend:
         self._stats.statements += 1
         try:
             async with self._db.connection() as conn:
-                await self._raw_execute(conn.raw_connection, sql, [])
+                with warnings.catch_warnings():
+                    # MariaDB answers CREATE ... IF NOT EXISTS on an existing
+                    # table with a note, which PyMySQL turns into a Warning.
+                    if pymysql is not None:
+                        warnings.simplefilter("ignore", pymysql.Warning)
+                    await self._raw_execute(conn.raw_connection, sql, [])
         except Exception as exc:
             raise translate(exc, "schema change") from exc
 
