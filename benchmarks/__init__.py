@@ -1,0 +1,1 @@
+"""Benchmarks for vaultstore_async; run them with `python -m benchmarks.run`."""
