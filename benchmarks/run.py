@@ -475,14 +475,13 @@ async def time_calls(call: Call, count: int) -> list[float]:
 
 
 async def time_interleaved(
-    ours: Call, raw: Call, count: int, rounds: int = 10
+    ours: Call, raw: Call, count: int, block: int = 10
 ) -> tuple[list[float], list[float]]:
-    """Time `count` calls of each in alternating blocks, so drift in the
-    machine's speed affects both sides alike."""
-    block = max(1, count // rounds)
+    """Time `count` calls of each in alternating blocks of `block` calls,
+    so that other load on the machine falls on both sides alike."""
     our_samples: list[float] = []
     raw_samples: list[float] = []
-    for round_index in range(rounds):
+    for round_index in range(max(1, count // block)):
         if round_index % 2 == 0:
             our_samples += await time_calls(ours, block)
             raw_samples += await time_calls(raw, block)
