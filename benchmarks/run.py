@@ -1707,7 +1707,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr
     )
-    # Each store logs its connect and close at INFO; the benchmark opens dozens.
+    # Each store logs its connect and close at INFO, and a run opens dozens.
     logging.getLogger("vaultstore_async").setLevel(logging.WARNING)
     logging.getLogger("databases").setLevel(logging.WARNING)
     if args.kdf == "insecure_fast_for_tests":
