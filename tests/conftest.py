@@ -64,7 +64,7 @@ async def drop_tables(url: str, names: dict[str, str]) -> None:
     tables = [
         names["table_name"],
         names["meta_table_name"],
-        f"{names['meta_table_name']}_migrations",
+        f"{names['table_name']}_migrations",
     ]
     async with databases.Database(url) as db:
         for table in tables:

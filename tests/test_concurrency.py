@@ -230,7 +230,7 @@ async def test_stores_migrate_together(make_store, db_url, table_names):
 
     async with databases.Database(db_url) as db:
         versions = await db.fetch_all(
-            f"SELECT version FROM {table_names['meta_table_name']}_migrations"
+            f"SELECT version FROM {table_names['table_name']}_migrations"
         )
     assert [int(row._mapping["version"]) for row in versions] == [1]
     assert len(set(tokens)) == 8

@@ -59,7 +59,7 @@ asyncio.run(main())
 
 
 def migrations_table(table_names: dict[str, str]) -> str:
-    return f"{table_names['meta_table_name']}_migrations"
+    return f"{table_names['table_name']}_migrations"
 
 
 async def applied_versions(url: str, table_names: dict[str, str]) -> list[int]:

@@ -366,7 +366,7 @@ async def test_connect_log_hides_url_password(db_url, table_names, backend, capl
         async with databases.Database(db_url) as db:
             for name in (
                 *table_names.values(),
-                f"{table_names['meta_table_name']}_migrations",
+                f"{table_names['table_name']}_migrations",
             ):
                 await db.execute(f"DROP TABLE IF EXISTS {name}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Mapping
@@ -14,8 +15,13 @@ import databases
 from . import _envelope
 from ._backend import Backend
 from ._dialect import is_identifier
-from ._errors import DecryptionError, StoreClosedError, ValidationError
-from ._kdf import KdfExecutor, KdfProfile, resolve_profile, shared_executor
+from ._errors import (
+    BackendError,
+    DecryptionError,
+    StoreClosedError,
+    ValidationError,
+)
+from ._kdf import KdfExecutor, KdfProfile, read_limit, resolve_profile, shared_executor
 from ._keys import KeyRing
 from ._migrations import LATEST_VERSION, Names, current_version, migrate
 from ._policy import PasswordPolicy
@@ -54,6 +60,34 @@ def _optional_seconds(value: object, argument: str) -> float | None:
     return float(value)
 
 
+def _names(table_name: object, meta_table_name: object) -> Names:
+    vault = _table_name(table_name, "table_name")
+    meta = _table_name(meta_table_name, "meta_table_name")
+    if vault == meta:
+        raise ValidationError("table_name and meta_table_name must differ")
+    return Names(vault=vault, meta=meta)
+
+
+def _policy(policy: object) -> PasswordPolicy:
+    if policy is None:
+        return PasswordPolicy()
+    if not isinstance(policy, PasswordPolicy):
+        raise ValidationError(
+            f"password_policy must be a PasswordPolicy, got {type(policy).__name__}"
+        )
+    return policy
+
+
+def _executor(executor: object) -> KdfExecutor:
+    if executor is None:
+        return shared_executor()
+    if not isinstance(executor, KdfExecutor):
+        raise ValidationError(
+            f"kdf_executor must be a KdfExecutor, got {type(executor).__name__}"
+        )
+    return executor
+
+
 class StoreBase:
     """Configuration, lifecycle and crypto helpers shared by the operations."""
 
@@ -73,28 +107,19 @@ class StoreBase:
         kdf_executor: KdfExecutor | None = None,
         database_options: Mapping[str, Any] | None = None,
     ) -> None:
-        vault = _table_name(table_name, "table_name")
-        meta = _table_name(meta_table_name, "meta_table_name")
-        if vault == meta:
-            raise ValidationError("table_name and meta_table_name must differ")
+        self._names = _names(table_name, meta_table_name)
         if not isinstance(automigrate, bool):
             raise ValidationError("automigrate must be a bool")
-        if password_policy is None:
-            password_policy = PasswordPolicy()
-        if not isinstance(password_policy, PasswordPolicy):
-            raise ValidationError("password_policy must be a PasswordPolicy")
-        if kdf_executor is not None and not isinstance(kdf_executor, KdfExecutor):
-            raise ValidationError("kdf_executor must be a KdfExecutor")
-        if database_options is not None and not isinstance(database_options, Mapping):
-            raise ValidationError("database_options must be a mapping")
-        self._names = Names(vault=vault, meta=meta)
         self._automigrate = automigrate
         self._profile = resolve_profile(kdf)
-        self._policy = password_policy
+        self._read_limit = read_limit(self._profile)
+        self._policy = _policy(password_policy)
+        if database_options is not None and not isinstance(database_options, Mapping):
+            raise ValidationError("database_options must be a mapping")
         self._stats = Stats()
         self._backend = Backend(database, self._stats, database_options)
         self._keys = KeyRing(
-            kdf_executor or shared_executor(),
+            _executor(kdf_executor),
             self._stats,
             cache_size=_non_negative_int(key_cache_size, "key_cache_size"),
             cache_ttl=_optional_seconds(key_cache_ttl, "key_cache_ttl"),
@@ -103,6 +128,7 @@ class StoreBase:
             or 60.0,
         )
         self._state = _State.NEW
+        self._lifecycle = asyncio.Lock()
         if self._profile.is_weak:
             logger.warning(
                 "KDF profile opslimit=%d memlimit=%d is below the OWASP minimum"
@@ -147,28 +173,32 @@ class StoreBase:
             MigrationError: the schema is newer than this library knows.
             BackendError: the database could not be reached.
         """
-        if self._state is _State.CLOSED:
-            raise StoreClosedError(
-                "store is closed and cannot reopen; create a new one"
-            )
-        if self._state is _State.OPEN:
-            return
-        await self._backend.connect()
-        try:
-            if self._backend.dialect.name == "sqlite":
-                await self._enable_wal()
-            if self._automigrate:
-                await migrate(self._backend, self._names)
-            else:
-                await self._check_version()
-        except BaseException:
-            await self._backend.close()
-            raise
-        self._stats.reset()
-        self._state = _State.OPEN
+        async with self._lifecycle:
+            if self._state is _State.CLOSED:
+                raise StoreClosedError(
+                    "store is closed and cannot reopen; create a new one"
+                )
+            if self._state is _State.OPEN:
+                return
+            await self._backend.connect()
+            try:
+                await self._prepare_schema()
+            except BaseException:
+                await asyncio.shield(self._backend.close())
+                raise
+            self._stats.reset()
+            self._state = _State.OPEN
         logger.info(
             "connected to %s (table %s)", self._backend.url_for_logs, self._names.vault
         )
+
+    async def _prepare_schema(self) -> None:
+        if self._backend.dialect.name == "sqlite":
+            await self._enable_wal()
+        if self._automigrate:
+            await migrate(self._backend, self._names)
+        else:
+            await self._check_version()
 
     async def _enable_wal(self) -> None:
         # WAL lets readers run beside a writer; it is kept in the file.
@@ -206,14 +236,15 @@ class StoreBase:
     async def close(self) -> None:
         """Close the store; a database the store created is disconnected.
         Calling it again does nothing."""
-        if self._state is _State.CLOSED:
-            return
-        was_open = self._state is _State.OPEN
-        self._state = _State.CLOSED
-        self._keys.clear()
-        if was_open:
-            await self._backend.close()
-            logger.info("closed store for table %s", self._names.vault)
+        async with self._lifecycle:
+            if self._state is _State.CLOSED:
+                return
+            was_open = self._state is _State.OPEN
+            self._state = _State.CLOSED
+            self._keys.clear()
+            if was_open:
+                await self._backend.close()
+                logger.info("closed store for table %s", self._names.vault)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -261,7 +292,13 @@ class StoreBase:
         return self._backend.dialect.to_db_time(value)
 
     def _py_time(self, value: Any) -> datetime | None:
-        return self._backend.dialect.from_db_time(value)
+        try:
+            return self._backend.dialect.from_db_time(value)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(
+                "a stored timestamp is not a valid time; the row was written"
+                " outside this library"
+            ) from exc
 
     def _now(self) -> datetime:
         return datetime.now(UTC)
@@ -272,6 +309,10 @@ class StoreBase:
 
     async def _open(self, token: str, stored: str, password: bytes) -> str:
         envelope = _envelope.parse(stored)
+        if not self._read_limit.admits(envelope.profile):
+            # A row naming a huge cost would tie up the shared derivation
+            # pool; it cannot be ours, so it is treated as altered data.
+            raise DecryptionError()
         key = await self._keys.derive(password, envelope.salt, envelope.profile)
         data = _envelope.open_box(key, token, envelope)
         try:

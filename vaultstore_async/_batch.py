@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _validate as check
 from ._errors import (
+    BackendError,
     DecryptionError,
+    TokenExistsError,
     TokenNotFoundError,
     ValidationError,
 )
@@ -24,31 +26,65 @@ logger = logging.getLogger("vaultstore_async")
 # Well under SQLite's 32,766 and PostgreSQL's 32,767 bound parameters.
 READ_CHUNK = 2000
 CHANGE_PAGE = 500
+_REKEY_RETRIES = 3
+_UPSERT_ATTEMPTS = 4
 
 Progress = Callable[[int, int], Any]
+T = TypeVar("T")
+
+
+async def _run_all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run coroutines concurrently; on the first failure cancel the rest and
+    raise that failure itself (not an ExceptionGroup)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
 
 
 class BatchOps(RecordOps):
     async def read_tokens(self, tokens: list[str], password: str) -> dict[str, str]:
         """Return {token: value} for every given token that has not expired.
 
-        Duplicates in `tokens` are fine. Every row is opened (so a wrong
-        password fails even when all tokens have expired) and key
-        derivations run concurrently in the KDF worker pool.
+        Duplicates in `tokens` are fine. Every row is opened, so a wrong
+        password fails even when all tokens have expired. The first value is
+        opened alone, so a wrong password costs one key derivation; the rest
+        are derived concurrently in the KDF worker pool.
 
         Raises:
+            ValidationError: `tokens` is not a list of valid tokens.
             TokenNotFoundError: some tokens are missing or soft-deleted; its
                 `tokens` attribute lists them.
             DecryptionError: the password does not open one of the values.
+            StoreClosedError, BackendError: as for every operation.
         """
         self._require_open()
         wanted = list(dict.fromkeys(check.tokens(tokens)))
         secret = encode_password(password)
         if not wanted:
             return {}
+        rows = await self._live_rows(wanted)
+        missing = [token for token in wanted if token not in rows]
+        if missing:
+            raise TokenNotFoundError(
+                f"{len(missing)} of {len(wanted)} tokens not found", missing
+            )
+        items = [(token, rows[token]["vault_value"]) for token in wanted]
+        values = await self._open_all(items, secret)
+        now = self._now()
+        result: dict[str, str] = {}
+        for token, value in zip(wanted, values, strict=True):
+            expires = self._py_time(rows[token]["expires_at"])
+            if expires is None or expires > now:
+                result[token] = value
+        return result
+
+    async def _live_rows(self, tokens: list[str]) -> dict[str, Mapping[str, Any]]:
         rows: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(wanted), READ_CHUNK):
-            chunk = wanted[start : start + READ_CHUNK]
+        for start in range(0, len(tokens), READ_CHUNK):
+            chunk = tokens[start : start + READ_CHUNK]
             names = {f"t{index}": token for index, token in enumerate(chunk)}
             placeholders = ", ".join(f":{name}" for name in names)
             found = await self._backend.fetch_all(
@@ -58,21 +94,14 @@ class BatchOps(RecordOps):
             )
             for row in found:
                 rows[row["vault_token"]] = row
-        missing = [token for token in wanted if token not in rows]
-        if missing:
-            raise TokenNotFoundError(
-                f"{len(missing)} of {len(wanted)} tokens not found", missing
-            )
-        values = await asyncio.gather(
-            *(self._open(token, rows[token]["vault_value"], secret) for token in wanted)
+        return rows
+
+    async def _open_all(self, items: list[tuple[str, str]], secret: bytes) -> list[str]:
+        first = await self._open(items[0][0], items[0][1], secret)
+        rest = await _run_all(
+            [self._open(token, stored, secret) for token, stored in items[1:]]
         )
-        now = self._now()
-        result: dict[str, str] = {}
-        for token, value in zip(wanted, values, strict=True):
-            expires = self._py_time(rows[token]["expires_at"])
-            if expires is None or expires > now:
-                result[token] = value
-        return result
+        return [first, *rest]
 
     async def resolve_tokens(
         self, mapping: Mapping[str, str], password: str
@@ -102,7 +131,16 @@ class BatchOps(RecordOps):
 
         None or "" creates a new generated token. A live token is updated
         under the rules of `update_token` (and gets `expires_at` if one is
-        given). An unknown token is created as a custom token.
+        given). An unknown token is created as a custom token. Concurrent
+        upserts of one new token end with one row.
+
+        Raises:
+            DecryptionError: the token is live and `password` does not open it.
+            TokenExistsError: a soft-deleted row holds the token; restore or
+                delete it first.
+            PasswordPolicyError: the password breaks the policy.
+            ValidationError, StoreClosedError, BackendError: as for every
+                operation.
         """
         self._require_open()
         if token is None or token == "":
@@ -114,21 +152,24 @@ class BatchOps(RecordOps):
         check.token_length(length)
         expires = check.aware_time(expires_at, "expires_at")
         secret = self._writing_password(password)
-        if await self.token_exists(token):
+        for _ in range(_UPSERT_ATTEMPTS):
+            if await self.token_exists(token):
+                try:
+                    await self._replace_value(
+                        token, plaintext, secret, secret, expires, expires is not None
+                    )
+                    return token
+                except TokenNotFoundError:
+                    continue  # deleted meanwhile: try to create it
             try:
-                await self._replace_value(
-                    token,
-                    plaintext,
-                    secret,
-                    secret,
-                    expires,
-                    set_expiry=expires is not None,
+                await self.create_custom_token(
+                    token, value, password, expires_at=expires
                 )
                 return token
-            except TokenNotFoundError:
-                pass  # deleted meanwhile: create it below
-        await self.create_custom_token(token, value, password, expires_at=expires)
-        return token
+            except TokenExistsError:
+                if not await self.token_exists(token):
+                    raise  # a soft-deleted row holds the token
+        raise BackendError("token kept changing under concurrent writers; try again")
 
     async def soft_delete_expired_tokens(self) -> int:
         """Soft-delete every live expired token in one statement; return how many."""
@@ -183,7 +224,7 @@ class BatchOps(RecordOps):
             if not page:
                 break
             last_id = page[-1]["id"]
-            changed += await self._rekey_page(page, old, new)
+            changed += await self._rekey_with_retries(page, old, new)
             examined += len(page)
             if progress is not None:
                 outcome = progress(examined, changed)
@@ -193,6 +234,29 @@ class BatchOps(RecordOps):
                 break
         logger.info("password change re-encrypted %d of %d rows", changed, examined)
         return changed
+
+    async def _rekey_with_retries(
+        self, page: list[Mapping[str, Any]], old: bytes, new: bytes
+    ) -> int:
+        changed, lost = await self._rekey_page(page, old, new)
+        for _ in range(_REKEY_RETRIES):
+            if not lost:
+                break
+            # A concurrent writer changed these rows after they were read:
+            # read them again and re-encrypt what is still under `old`.
+            rows = await self._rows_by_id(lost)
+            done, lost = await self._rekey_page(rows, old, new)
+            changed += done
+        return changed
+
+    async def _rows_by_id(self, ids: list[str]) -> list[Mapping[str, Any]]:
+        names = {f"i{index}": row_id for index, row_id in enumerate(ids)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        return await self._backend.fetch_all(
+            f"SELECT id, vault_token, vault_value FROM {self._vault}"
+            f" WHERE id IN ({placeholders})",
+            names,
+        )
 
     async def _page_after(self, last_id: str | None) -> list[Mapping[str, Any]]:
         after = "" if last_id is None else " WHERE id > :last_id"
@@ -216,20 +280,24 @@ class BatchOps(RecordOps):
 
     async def _rekey_page(
         self, page: list[Mapping[str, Any]], old: bytes, new: bytes
-    ) -> int:
-        results = await asyncio.gather(
-            *(self._rekey_row(row, old, new) for row in page)
-        )
+    ) -> tuple[int, list[str]]:
+        """Re-encrypt the rows `old` opens; return (rows written, ids whose
+        compare-and-set failed)."""
+        results = await _run_all([self._rekey_row(row, old, new) for row in page])
         writes = [result for result in results if result is not None]
-        if not writes:
-            return 0
         changed = 0
+        lost: list[str] = []
+        if not writes:
+            return changed, lost
         now = self._db_time(self._now())
         async with self._backend.transaction():
             for row_id, old_value, new_value in writes:
-                changed += await self._backend.execute(
+                written = await self._backend.execute(
                     f"UPDATE {self._vault} SET vault_value = :new, updated_at = :now"
                     " WHERE id = :id AND vault_value = :old",
                     {"new": new_value, "now": now, "id": row_id, "old": old_value},
                 )
-        return changed
+                changed += written
+                if not written:
+                    lost.append(row_id)
+        return changed, lost

@@ -66,6 +66,11 @@ class Dialect:
 
         return _PLACEHOLDER.sub(replace, sql), args
 
+    def table_exists_sql(self) -> str:
+        return (
+            "SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = :name"
+        )
+
     def upsert_setting(self, table: str) -> str:
         return (
             f"INSERT INTO {table} (meta_key, meta_value, created_at, updated_at)"
@@ -107,6 +112,13 @@ class Dialect:
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+
+    def table_exists_sql(self) -> str:
+        # PostgreSQL stores names cut to 63 bytes; the names are ASCII.
+        return (
+            "SELECT 1 AS found FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name = LEFT(:name, 63)"
+        )
 
     def to_db_time(self, value: datetime | None) -> Any:
         if value is None:
@@ -169,6 +181,12 @@ class MySQLDialect(Dialect):
 
     def quote(self, identifier: str) -> str:
         return f"`{identifier}`"
+
+    def table_exists_sql(self) -> str:
+        return (
+            "SELECT 1 AS found FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = :name"
+        )
 
     def to_db_time(self, value: datetime | None) -> Any:
         if value is None:

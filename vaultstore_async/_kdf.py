@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
+import nacl.exceptions
 from nacl.pwhash import argon2id
 
-from ._errors import ValidationError
+from ._errors import ValidationError, VaultStoreError
 
 KEY_BYTES = 32
 SALT_BYTES = argon2id.SALTBYTES
@@ -83,6 +84,26 @@ class KdfProfile:
 DEFAULT_KDF = KdfProfile.preset("default")
 
 
+@dataclass(frozen=True, slots=True)
+class ReadLimit:
+    """The largest Argon2id cost a store agrees to pay to open a value."""
+
+    opslimit: int
+    memlimit: int
+
+    def admits(self, profile: KdfProfile) -> bool:
+        return profile.opslimit <= self.opslimit and profile.memlimit <= self.memlimit
+
+
+def read_limit(profile: KdfProfile) -> ReadLimit:
+    """Admit the store's own profile and every preset, and nothing costlier."""
+    strongest = KdfProfile.preset("sensitive")
+    return ReadLimit(
+        opslimit=max(profile.opslimit, strongest.opslimit * 2),
+        memlimit=max(profile.memlimit, strongest.memlimit),
+    )
+
+
 def resolve_profile(kdf: KdfProfile | str | None) -> KdfProfile:
     if kdf is None:
         return DEFAULT_KDF
@@ -119,14 +140,22 @@ class _MemoryBudget:
 
 
 class KdfExecutor:
-    """Runs Argon2id in worker threads, at most `workers` at once and never
-    more than `memory_budget` bytes of Argon2 memory in use at once.
+    """Runs Argon2id in worker threads: at most `workers` at once, and only
+    as many as fit in `memory_budget` bytes of Argon2 memory. A derivation
+    larger than the whole budget runs alone.
 
     One instance is shared by every store in the process, so many stores
     or many concurrent operations cannot exhaust memory between them.
     """
 
     def __init__(self, workers: int, memory_budget: int) -> None:
+        if type(workers) is not int or workers < 1:
+            raise ValidationError(f"workers must be an int >= 1, got {workers!r}")
+        if type(memory_budget) is not int or memory_budget < MEMLIMIT_MIN:
+            raise ValidationError(
+                f"memory_budget must be an int >= {MEMLIMIT_MIN} bytes,"
+                f" got {memory_budget!r}"
+            )
         self.workers = workers
         self.memory_budget = memory_budget
         self._pool = ThreadPoolExecutor(
@@ -146,6 +175,12 @@ class KdfExecutor:
                 opslimit=profile.opslimit,
                 memlimit=profile.memlimit,
             )
+        except nacl.exceptions.CryptoError as exc:
+            # libsodium fails only when it cannot allocate memlimit bytes.
+            raise VaultStoreError(
+                f"key derivation failed: could not allocate {profile.memlimit}"
+                " bytes for Argon2id"
+            ) from exc
         finally:
             self._budget.release(reserved)
         with self._lock:

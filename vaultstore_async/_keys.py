@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._kdf import SALT_BYTES, KdfExecutor, KdfProfile
 from ._stats import Stats
@@ -31,9 +31,17 @@ def _password_tag(password: bytes) -> bytes:
 @dataclass(slots=True)
 class _Reusable:
     salt: bytes
-    key: bytes
-    uses_left: int
-    expires: float
+    key: bytes = field(repr=False)
+    uses_left: int = 0
+    expires: float = 0.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A derivation in progress and how many callers wait for it."""
+
+    task: asyncio.Task[bytes]
+    waiters: int = 0
 
 
 class KeyRing:
@@ -54,7 +62,7 @@ class KeyRing:
         self._cache_ttl = cache_ttl
         self._cache: OrderedDict[_CacheKey, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
-        self._inflight: dict[_CacheKey, asyncio.Future[bytes]] = {}
+        self._inflight: dict[_CacheKey, _Pending] = {}
         self._reuse_writes = reuse_writes
         self._reuse_seconds = reuse_seconds
         self._reusable: dict[tuple[bytes, int, int], _Reusable] = {}
@@ -104,15 +112,28 @@ class KeyRing:
         pending = self._inflight.get(ckey)
         if pending is None:
             self._stats.key_cache_misses += 1
-            pending = asyncio.ensure_future(self._run(ckey, password, salt, profile))
+            task = asyncio.ensure_future(self._run(ckey, password, salt, profile))
+            pending = _Pending(task)
             self._inflight[ckey] = pending
-            pending.add_done_callback(lambda done: self._finish(ckey, done))
+            task.add_done_callback(lambda done: self._finish(ckey, done))
         else:
             self._stats.key_cache_hits += 1
-        return await asyncio.shield(pending)
+        pending.waiters += 1
+        try:
+            return await asyncio.shield(pending.task)
+        finally:
+            pending.waiters -= 1
+            if pending.waiters == 0 and not pending.task.done():
+                # Every caller gave up: drop the derivation if it has not
+                # started in a worker thread yet. Later callers start anew.
+                if self._inflight.get(ckey) is pending:
+                    del self._inflight[ckey]
+                pending.task.cancel()
 
     def _finish(self, ckey: _CacheKey, done: asyncio.Future[bytes]) -> None:
-        self._inflight.pop(ckey, None)
+        pending = self._inflight.get(ckey)
+        if pending is not None and pending.task is done:
+            del self._inflight[ckey]
         if not done.cancelled():
             # Marks a failure as seen even when every caller was cancelled.
             done.exception()

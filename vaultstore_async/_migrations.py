@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from ._backend import Backend, UniqueViolation
 from ._dialect import Dialect, derived_name
-from ._errors import BackendError, MigrationError
+from ._errors import MigrationError
 
 logger = logging.getLogger("vaultstore_async")
 
@@ -31,7 +31,9 @@ class Names:
 
     @property
     def migrations(self) -> str:
-        return derived_name(self.meta, "migrations")
+        # Named from the vault table, so two vaults that share a meta table
+        # each record their own schema version.
+        return derived_name(self.vault, "migrations")
 
 
 _Step = Callable[[Dialect, Names], list[str]]
@@ -47,25 +49,20 @@ MIGRATIONS: list[tuple[int, _Step]] = [(1, _v1)]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 
-def _lock_name(names: Names) -> str:
-    digest = hashlib.blake2b(
-        f"{names.vault}\x00{names.meta}".encode(), digest_size=8
-    ).hexdigest()
-    return f"vaultstore_async:{digest}"
-
-
-def _lock_key(names: Names) -> int:
-    digest = hashlib.blake2b(_lock_name(names).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+# One lock per database: migrations of different vaults in one database
+# wait for each other, so their DDL on a shared meta table never races.
+_LOCK_NAME = "vaultstore_async:migrate"
+_LOCK_KEY = int.from_bytes(
+    hashlib.blake2b(_LOCK_NAME.encode(), digest_size=8).digest(), "big", signed=True
+)
 
 
 async def current_version(backend: Backend, names: Names) -> int | None:
     """Highest applied version, or None when no migration table exists."""
-    table = backend.dialect.quote(names.migrations)
-    try:
-        row = await backend.fetch_one(f"SELECT MAX(version) AS v FROM {table}")
-    except BackendError:
+    if not await backend.table_exists(names.migrations):
         return None
+    table = backend.dialect.quote(names.migrations)
+    row = await backend.fetch_one(f"SELECT MAX(version) AS v FROM {table}")
     if row is None or row["v"] is None:
         return 0
     return int(row["v"])
@@ -77,28 +74,45 @@ async def migrate(backend: Backend, names: Names) -> int:
     if dialect.name == "postgresql":
         async with backend.transaction():
             await backend.execute(
-                "SELECT pg_advisory_xact_lock(:key)", {"key": _lock_key(names)}
+                "SELECT pg_advisory_xact_lock(:key)", {"key": _LOCK_KEY}
             )
             return await _apply(backend, names)
     if dialect.name == "mysql":
         async with backend.pinned():
-            got = await backend.fetch_one(
-                "SELECT GET_LOCK(:name, :timeout) AS got",
-                {"name": _lock_name(names), "timeout": _LOCK_TIMEOUT_SECONDS},
-            )
-            if got is None or got["got"] != 1:
-                raise MigrationError(
-                    "timed out waiting for another process to finish migrating"
-                )
+            await _get_lock(backend)
             try:
                 return await _apply(backend, names)
             finally:
-                await backend.fetch_one(
-                    "SELECT RELEASE_LOCK(:name) AS released",
-                    {"name": _lock_name(names)},
-                )
+                await _release_lock(backend)
     async with backend.transaction():
         return await _apply(backend, names)
+
+
+async def _get_lock(backend: Backend) -> None:
+    row = await backend.fetch_one(
+        "SELECT GET_LOCK(:name, :timeout) AS got",
+        {"name": _LOCK_NAME, "timeout": _LOCK_TIMEOUT_SECONDS},
+    )
+    got = None if row is None else row["got"]
+    if got == 1:
+        return
+    if got == 0:
+        raise MigrationError(
+            f"timed out after {_LOCK_TIMEOUT_SECONDS} s waiting for another"
+            " process to finish migrating; try again"
+        )
+    raise MigrationError("could not take the migration lock (GET_LOCK failed)")
+
+
+async def _release_lock(backend: Backend) -> None:
+    # A failed release must not hide the error or cancellation that ended
+    # the migration; the server frees the lock when the connection closes.
+    try:
+        await backend.fetch_one(
+            "SELECT RELEASE_LOCK(:name) AS released", {"name": _LOCK_NAME}
+        )
+    except Exception as exc:
+        logger.warning("releasing the migration lock failed: %s", exc)
 
 
 async def _apply(backend: Backend, names: Names) -> int:

@@ -48,11 +48,10 @@ class PasswordPolicy:
             raise PasswordPolicyError(
                 f"{argument} must not be empty (set allow_empty=True to allow it)"
             )
-        length = len(password)
-        if length < self.min_length:
+        # The message leaves out the password's length: it narrows a guess.
+        if len(password) < self.min_length:
             raise PasswordPolicyError(
-                f"{argument} must be at least {self.min_length} characters long,"
-                f" got {length}"
+                f"{argument} must be at least {self.min_length} characters long"
             )
         rules = (
             (self.require_lowercase, str.islower, "a lowercase letter"),

@@ -6,11 +6,16 @@ Nothing here decrypts; a Record carries the stored text as it is.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from typing import Any
 
 from . import _validate as check
 from ._backend import UniqueViolation
-from ._errors import TokenExistsError, TokenNotFoundError, ValidationError
+from ._errors import (
+    TokenExistsError,
+    TokenNotFoundError,
+    ValidationError,
+)
 from ._query import QueryBuilder, Record, RecordQuery, check_query
 from ._token_ops import TokenOps
 
@@ -56,10 +61,14 @@ class RecordOps(TokenOps):
         )
 
     def _select(
-        self, query: RecordQuery, extra: str | None = None, extra_values: Any = None
+        self,
+        query: RecordQuery,
+        extra: str | None = None,
+        extra_values: Any = None,
+        now: datetime | None = None,
     ) -> tuple[str, dict[str, Any]]:
         builder = self._builder()
-        clauses, values = builder.where(query, self._now())
+        clauses, values = builder.where(query, now or self._now())
         if extra:
             clauses.append(extra)
             values.update(extra_values)
@@ -84,27 +93,37 @@ class RecordOps(TokenOps):
         rows = await self._backend.fetch_all(sql, values)
         return [self._to_record(row) for row in rows]
 
-    async def iter_records(
+    def iter_records(
         self, query: RecordQuery | None = None, *, page_size: int = PAGE_SIZE
     ) -> AsyncIterator[Record]:
-        """Yield the same rows as `list_records`, fetched in keyset pages so
-        memory stays bounded whatever the table size."""
+        """Return an async iterator over the rows of `list_records`, fetched
+        in keyset pages of `page_size` rows so memory stays bounded whatever
+        the table size. Arguments are checked here, before iteration starts.
+
+        Raises:
+            ValidationError: the query or page_size is invalid.
+            StoreClosedError: the store is not connected.
+        """
         self._require_open()
         query = check_query(query)
         if type(page_size) is not int or page_size < 1:
             raise ValidationError(f"page_size must be an int >= 1, got {page_size!r}")
+        return self._pages(query, page_size, self._now())
+
+    async def _pages(
+        self, query: RecordQuery, page_size: int, now: datetime
+    ) -> AsyncIterator[Record]:
         remaining = query.limit
-        offset = query.offset or 0
         last: Mapping[str, Any] | None = None
         builder = self._builder()
         while remaining is None or remaining > 0:
             size = page_size if remaining is None else min(page_size, remaining)
             if last is None:
-                sql, values = self._select(query)
-                sql += f" LIMIT {size} OFFSET {offset}"
+                sql, values = self._select(query, now=now)
+                sql += f" LIMIT {size} OFFSET {query.offset or 0}"
             else:
                 clause, keyset = builder.after(query, dict(last))
-                sql, values = self._select(query, clause, keyset)
+                sql, values = self._select(query, clause, keyset, now=now)
                 sql += f" LIMIT {size}"
             rows = await self._backend.fetch_all(sql, values)
             for row in rows:

@@ -20,7 +20,9 @@ from ._policy import encode_password
 from ._tokens import generate_id, generate_token
 
 _CREATE_ATTEMPTS = 8
-_UPDATE_ATTEMPTS = 8
+# Each failed attempt means another writer succeeded, so progress is certain;
+# the bound only stops a writer starving under heavy contention.
+_UPDATE_ATTEMPTS = 32
 
 
 def _not_found() -> TokenNotFoundError:
@@ -194,13 +196,15 @@ class TokenOps(StoreBase):
         set_expiry: bool = False,
     ) -> None:
         expiry_sql = ", expires_at = :expires_at" if set_expiry else ""
+        # The new value does not depend on the old one, so it is sealed once;
+        # each attempt only re-checks that `current` opens what is stored.
+        stored = await self._seal(token, plaintext, target)
         for _ in range(_UPDATE_ATTEMPTS):
             row = await self._live_row(token)
             if row is None:
                 raise _not_found()
             old = row["vault_value"]
             await self._open(token, old, current)
-            stored = await self._seal(token, plaintext, target)
             values: dict[str, Any] = {
                 "value": stored,
                 "now": self._db_time(self._now()),
