@@ -69,9 +69,10 @@ class KdfProfile:
         """Return a named preset: default, moderate, sensitive or
         insecure_fast_for_tests (for test suites only: it offers no
         protection against password guessing)."""
-        if name not in cls.PRESETS:
+        if not isinstance(name, str) or name not in cls.PRESETS:
             names = ", ".join(sorted(cls.PRESETS))
-            raise ValidationError(f"kdf preset must be one of {names}, got {name!r}")
+            shown = repr(name) if isinstance(name, str) else type(name).__name__
+            raise ValidationError(f"kdf preset must be one of {names}, got {shown}")
         opslimit, memlimit = cls.PRESETS[name]
         return cls(opslimit=opslimit, memlimit=memlimit)
 

@@ -20,6 +20,8 @@ ORDER_COLUMNS = {
 }
 _NULLABLE = {"expires_at", "soft_deleted_at"}
 MAX_IN_ITEMS = 10_000
+# Every backend takes a signed 64-bit LIMIT and OFFSET.
+MAX_PAGING = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +63,10 @@ def _optional_count(value: object, argument: str) -> int | None:
         raise ValidationError(
             f"{argument} must be an int or None, got {type(value).__name__}"
         )
-    if value < 0:
-        raise ValidationError(f"{argument} must not be negative, got {value}")
+    if not 0 <= value <= MAX_PAGING:
+        raise ValidationError(
+            f"{argument} must be between 0 and {MAX_PAGING}, got {value}"
+        )
     return value
 
 

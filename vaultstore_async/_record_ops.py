@@ -16,13 +16,14 @@ from ._errors import (
     TokenNotFoundError,
     ValidationError,
 )
-from ._query import QueryBuilder, Record, RecordQuery, check_query
+from ._query import MAX_PAGING, QueryBuilder, Record, RecordQuery, check_query
 from ._token_ops import TokenOps
 
 _COLUMNS = (
     "id, vault_token, vault_value, created_at, updated_at, expires_at, soft_deleted_at"
 )
 PAGE_SIZE = 500
+MAX_PAGE_SIZE = 100_000
 
 
 def _record_arg(record: object) -> Record:
@@ -80,7 +81,7 @@ class RecordOps(TokenOps):
         if limit is None and not offset:
             return ""
         # Every backend takes LIMIT with OFFSET; a huge LIMIT means "all".
-        count = limit if limit is not None else 2**62
+        count = limit if limit is not None else MAX_PAGING
         return f" LIMIT {int(count)} OFFSET {int(offset or 0)}"
 
     async def list_records(self, query: RecordQuery | None = None) -> list[Record]:
@@ -106,8 +107,10 @@ class RecordOps(TokenOps):
         """
         self._require_open()
         query = check_query(query)
-        if type(page_size) is not int or page_size < 1:
-            raise ValidationError(f"page_size must be an int >= 1, got {page_size!r}")
+        if type(page_size) is not int or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValidationError(
+                f"page_size must be an int from 1 to {MAX_PAGE_SIZE}, got {page_size!r}"
+            )
         return self._pages(query, page_size, self._now())
 
     async def _pages(
