@@ -12,7 +12,6 @@ from vaultstore_async import DecryptionError, TokenExistsError, TokenNotFoundErr
 CALLERS = 10
 
 
-
 async def make_stores(make_store, count: int = CALLERS) -> list:
     """Return `count` connected stores on the test's tables, each with its
     own connection pool."""

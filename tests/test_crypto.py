@@ -311,9 +311,7 @@ async def test_known_answer_through_store(store, db_url, table_names):
 async def test_read_under_other_profile(make_store):
     writer = await make_store(kdf=FAST_KDF)
     token = await writer.create_token("value", PASSWORD)
-    reader = await make_store(
-        kdf=KdfProfile(opslimit=2, memlimit=16 * 1024)
-    )
+    reader = await make_store(kdf=KdfProfile(opslimit=2, memlimit=16 * 1024))
 
     assert await reader.read_token(token, PASSWORD) == "value"
 

@@ -522,7 +522,6 @@ async def test_long_names_stay_distinct(backend, db_url):
     assert value == "first"
 
 
-
 @pytest.mark.parametrize(
     "options",
     [
