@@ -5,7 +5,8 @@
 
 The store opens in the application lifespan and reaches handlers through
 a dependency. A missing, expired or wrongly unlocked key all answer the
-same 404, so a caller cannot tell which of the three happened.
+same 404 with the same body. (A missing key answers faster, because it
+costs no key derivation.)
 """
 
 from __future__ import annotations
