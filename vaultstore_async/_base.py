@@ -30,6 +30,10 @@ from ._stats import Stats
 logger = logging.getLogger("vaultstore_async")
 
 
+_WAL_ATTEMPTS = 50
+_WAL_RETRY_SECONDS = 0.1
+
+
 class _State(enum.Enum):
     NEW = "new"
     OPEN = "open"
@@ -201,11 +205,21 @@ class StoreBase:
             await self._check_version()
 
     async def _enable_wal(self) -> None:
-        # WAL lets readers run beside a writer; it is kept in the file.
-        try:
-            await self._backend.execute_ddl("PRAGMA journal_mode=WAL")
-        except Exception as exc:
-            logger.warning("could not switch SQLite to WAL: %s", exc)
+        """Switch the SQLite file to WAL, which lets readers run beside a
+        writer and is kept in the file. The switch needs a moment with no
+        other connection on the file, and SQLite does not wait for it (no
+        busy timeout), so a store that starts beside others retries."""
+        error: Exception | None = None
+        for _ in range(_WAL_ATTEMPTS):
+            row = await self._backend.fetch_one("PRAGMA journal_mode")
+            if row is not None and str(row["journal_mode"]).lower() == "wal":
+                return
+            try:
+                await self._backend.execute_ddl("PRAGMA journal_mode=WAL")
+            except BackendError as exc:
+                error = exc
+                await asyncio.sleep(_WAL_RETRY_SECONDS)
+        logger.warning("could not switch SQLite to WAL: %s", error)
 
     async def _check_version(self) -> None:
         from ._errors import MigrationError
