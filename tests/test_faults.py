@@ -6,8 +6,8 @@ connections carry an application_name of their own. On MariaDB the store
 works in a database created for the test, so PROCESSLIST's DB column
 identifies its connections among everyone else's.
 
-NOTE: no test stops or restarts a database server, because the servers
-may be shared. The closest case kills every connection of an idle store.
+Stopping and starting a server is in test_restart.py, which runs only when
+the servers may be disturbed.
 """
 
 from __future__ import annotations
