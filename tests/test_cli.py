@@ -216,7 +216,7 @@ def test_bad_url_is_usage() -> None:
 def test_unreachable_server_fails() -> None:
     result = vaultstore("status", "postgresql://postgres@127.0.0.1:1/test")
     assert result.returncode == 1
-    assert "database server is running" in result.stderr
+    assert "database is reachable" in result.stderr
 
 
 def test_unknown_command_is_usage() -> None:

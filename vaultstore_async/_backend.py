@@ -8,9 +8,11 @@ Nothing above this module imports a driver.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import databases
@@ -18,12 +20,20 @@ import databases
 from . import _drivers as driver
 from ._dialect import Dialect, MySQLDialect, PostgresDialect
 from ._drivers import UniqueViolation, translate
-from ._errors import ValidationError
+from ._errors import (
+    BackendError,
+    StoreClosedError,
+    ValidationError,
+    VaultStoreError,
+)
 from ._stats import Stats
 
 logger = logging.getLogger("vaultstore_async")
 
 __all__ = ["Backend", "UniqueViolation", "translate"]
+
+SQLITE_MAX_CONNECTIONS = 64
+_HOLDS_SLOT: ContextVar[bool] = ContextVar("vaultstore_async_holds_slot", default=False)
 
 
 def _dialect_for(name: str) -> Dialect:
@@ -68,14 +78,34 @@ class Backend:
             )
         self._stats = stats
         self.dialect = _dialect_for(self._db.url.dialect)
+        self.closed = False
+        self._slots: asyncio.Semaphore | None = None
+        if self.dialect.name == "sqlite":
+            # `databases` opens an SQLite connection and a thread for every
+            # task that runs a statement; the cap keeps many concurrent calls
+            # from running out of file descriptors.
+            self._slots = asyncio.Semaphore(SQLITE_MAX_CONNECTIONS)
 
     @property
     def url_for_logs(self) -> str:
-        return str(self._db.url.obscure_password)
+        # The query string can carry options such as a password, so it is
+        # left out along with the password in the user part.
+        return str(self._db.url.obscure_password).partition("?")[0]
 
     async def connect(self) -> None:
         """Connect the pool (unless the caller's is already connected)."""
+        self.closed = False
         opened = False
+        if self.dialect.name == "sqlite":
+            folder = driver.missing_sqlite_folder(self._db.url)
+            if folder is not None:
+                missing = FileNotFoundError(
+                    errno.ENOENT, "No such file or directory", str(folder)
+                )
+                raise BackendError(
+                    f"database connect failed: the SQLite file's folder {folder}"
+                    " does not exist"
+                ) from missing
         try:
             if self.owned or not self._db.is_connected:
                 await self._db.connect()
@@ -97,7 +127,9 @@ class Backend:
             logger.warning("disconnect failed: %s", type(exc).__name__)
 
     async def close(self) -> None:
-        """Disconnect the pool if this store created it."""
+        """Disconnect the pool if this store created it. Statements started
+        after this raise StoreClosedError."""
+        self.closed = True
         if not self.owned:
             return
         try:
@@ -109,10 +141,11 @@ class Backend:
         self, sql: str, values: dict[str, Any] | None = None
     ) -> list[Mapping[str, Any]]:
         self._stats.statements += 1
-        try:
-            rows = await self._db.fetch_all(sql, values)
-        except Exception as exc:
-            raise translate(exc, "query") from exc
+        async with self._slot():
+            try:
+                rows = await self._db.fetch_all(sql, values)
+            except Exception as exc:
+                raise self._translate(exc, "query") from exc
         self._stats.rows_read += len(rows)
         return [row._mapping for row in rows]
 
@@ -120,10 +153,11 @@ class Backend:
         self, sql: str, values: dict[str, Any] | None = None
     ) -> Mapping[str, Any] | None:
         self._stats.statements += 1
-        try:
-            row = await self._db.fetch_one(sql, values)
-        except Exception as exc:
-            raise translate(exc, "query") from exc
+        async with self._slot():
+            try:
+                row = await self._db.fetch_one(sql, values)
+            except Exception as exc:
+                raise self._translate(exc, "query") from exc
         if row is None:
             return None
         self._stats.rows_read += 1
@@ -158,14 +192,34 @@ class Backend:
         """Hold this task's connection for the block; yield the driver's
         connection. The release runs to the end even if the task is
         cancelled, so no connection leaks from the pool."""
-        conn = self._db.connection()
-        await self._guard(conn.__aenter__(), "connect")
-        try:
-            yield conn.raw_connection
-        except BaseException:
-            await self._release(conn, quiet=True)
-            raise
-        await self._release(conn, quiet=False)
+        async with self._slot():
+            conn = self._db.connection()
+            await self._guard(conn.__aenter__(), "connect")
+            try:
+                yield conn.raw_connection
+            except BaseException:
+                await self._release(conn, quiet=True)
+                raise
+            await self._release(conn, quiet=False)
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        if self.closed:
+            raise StoreClosedError("store is closed; create a new one")
+        if self._slots is None or _HOLDS_SLOT.get():
+            yield
+            return
+        async with self._slots:
+            marker = _HOLDS_SLOT.set(True)
+            try:
+                yield
+            finally:
+                _HOLDS_SLOT.reset(marker)
+
+    def _translate(self, exc: Exception, action: str) -> VaultStoreError:
+        if self.closed:
+            return StoreClosedError("store was closed while the operation ran")
+        return translate(exc, action)
 
     async def _release(self, conn: Any, quiet: bool) -> None:
         try:
@@ -215,4 +269,4 @@ class Backend:
         try:
             return await awaitable
         except Exception as exc:
-            raise translate(exc, action) from exc
+            raise self._translate(exc, action) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
@@ -59,7 +60,9 @@ def _non_negative_int(value: object, argument: str) -> int:
 def _optional_seconds(value: object, argument: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(f"{argument} must be a number of seconds > 0 or None")
+    if not math.isfinite(value) or value <= 0:
         raise ValidationError(f"{argument} must be a number of seconds > 0 or None")
     return float(value)
 
@@ -69,7 +72,13 @@ def _names(table_name: object, meta_table_name: object) -> Names:
     meta = _table_name(meta_table_name, "meta_table_name")
     if vault == meta:
         raise ValidationError("table_name and meta_table_name must differ")
-    return Names(vault=vault, meta=meta)
+    names = Names(vault=vault, meta=meta)
+    if meta.lower() == names.migrations.lower():
+        raise ValidationError(
+            f"meta_table_name must not be {names.migrations!r}, the name of the"
+            " vault table's migrations table"
+        )
+    return names
 
 
 def _policy(policy: object) -> PasswordPolicy:
@@ -110,13 +119,14 @@ class StoreBase:
         key_reuse_seconds: float = 60.0,
         kdf_executor: KdfExecutor | None = None,
         database_options: Mapping[str, Any] | None = None,
+        max_read_kdf: KdfProfile | None = None,
     ) -> None:
         self._names = _names(table_name, meta_table_name)
         if not isinstance(automigrate, bool):
             raise ValidationError("automigrate must be a bool")
         self._automigrate = automigrate
         self._profile = resolve_profile(kdf)
-        self._read_limit = read_limit(self._profile)
+        self._read_limit = read_limit(self._profile, max_read_kdf)
         self._policy = _policy(password_policy)
         if database_options is not None and not isinstance(database_options, Mapping):
             raise ValidationError("database_options must be a mapping")
@@ -325,7 +335,7 @@ class StoreBase:
         envelope = _envelope.parse(stored)
         if not self._read_limit.admits(envelope.profile):
             # A row naming a huge cost would tie up the shared derivation
-            # pool; it cannot be ours, so it is treated as altered data.
+            # pool, so costs above max_read_kdf count as altered data.
             raise DecryptionError()
         key = await self._keys.derive(password, envelope.salt, envelope.profile)
         data = _envelope.open_box(key, token, envelope)

@@ -114,7 +114,9 @@ class BatchOps(RecordOps):
             raise ValidationError(
                 f"mapping must be a mapping of key to token, got {kind}"
             )
-        tokens = check.tokens(list(mapping.values()), "mapping values")
+        tokens = [
+            check.token(token, f"mapping[{key!r}]") for key, token in mapping.items()
+        ]
         values = await self.read_tokens(tokens, password)
         return {key: values[token] for key, token in mapping.items() if token in values}
 

@@ -41,10 +41,27 @@ def _password(env_name: str | None, prompt: str, confirm: bool = False) -> str:
             "no terminal to prompt for the password; name an environment"
             " variable with --password-env"
         )
-    value = getpass.getpass(prompt)
-    if confirm and getpass.getpass("Repeat: ") != value:
-        raise UsageError("the two passwords differ")
+    try:
+        value = getpass.getpass(prompt)
+        if confirm and getpass.getpass("Repeat: ") != value:
+            raise UsageError("the two passwords differ")
+    except EOFError:
+        raise UsageError("no password given") from None
     return value
+
+
+def _read_passwords(args: argparse.Namespace) -> None:
+    """Ask for passwords before the event loop starts, so Ctrl-C at a prompt
+    ends the program at once."""
+    if args.command == "change-password":
+        args.old_password = _password(args.password_env, "Current password: ")
+        args.new_password = _password(
+            args.new_password_env, "New password: ", confirm=True
+        )
+    elif args.command == "import-env":
+        args.password = _password(args.password_env, "Password: ", confirm=True)
+    elif args.command == "resolve-env":
+        args.password = _password(args.password_env, "Password: ")
 
 
 def _store(args: argparse.Namespace) -> AsyncStore:
@@ -99,8 +116,7 @@ async def _purge(args: argparse.Namespace) -> int:
 async def _change_password(args: argparse.Namespace) -> int:
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    old = _password(args.password_env, "Current password: ")
-    new = _password(args.new_password_env, "New password: ", confirm=True)
+    old, new = args.old_password, args.new_password
     async with _store(args) as store:
         total = await store.count_records(RecordQuery(include_soft_deleted=True))
         with tqdm(total=total, unit="row", disable=args.quiet, file=sys.stderr) as bar:
@@ -126,22 +142,30 @@ def _read_env(path: Path) -> dict[str, str]:
 async def _import_env(args: argparse.Namespace) -> int:
     values = _read_env(args.file)
     output: Path = args.output or args.file.with_name(args.file.name + ".tokens")
-    password = _password(args.password_env, "Password: ", confirm=True)
-    async with _store(args) as store:
-        lines = []
-        for name, value in values.items():
-            token = await store.create_token(value, password)
-            lines.append(f"{name}={token}\n")
-    output.write_text("".join(lines), encoding="utf-8")
+    try:
+        # Opened before any value is stored, so an unwritable path stores
+        # nothing.
+        handle = output.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    with handle:
+        async with _store(args) as store:
+            lines = []
+            for name, value in values.items():
+                token = await store.create_token(value, args.password)
+                lines.append(f"{name}={token}\n")
+        handle.write("".join(lines))
     print(f"stored {len(lines)} values; tokenized copy written to {output}")
     return EXIT_OK
 
 
 async def _resolve_env(args: argparse.Namespace) -> int:
     tokens = _read_env(args.file)
-    password = _password(args.password_env, "Password: ")
+    empty = [name for name, token in tokens.items() if not token]
+    if empty:
+        raise UsageError(f"{args.file} has no token for: {', '.join(empty)}")
     async with _store(args) as store:
-        values = await store.resolve_tokens(tokens, password)
+        values = await store.resolve_tokens(tokens, args.password)
     missing = [name for name in tokens if name not in values]
     if missing:
         raise VaultStoreError(f"expired tokens for: {', '.join(missing)}")
@@ -229,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: _Command = args.handler
     try:
+        _read_passwords(args)
         return asyncio.run(handler(args))
     except (UsageError, ValidationError) as exc:
         print(f"vaultstore: {exc}", file=sys.stderr)
@@ -236,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BackendError as exc:
         print(
             f"vaultstore: {args.command} failed: {exc}; check the URL and that"
-            " the database server is running",
+            " the database is reachable",
             file=sys.stderr,
         )
         return EXIT_FAILED

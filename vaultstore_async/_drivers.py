@@ -11,6 +11,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import databases
@@ -141,6 +142,15 @@ def check_sqlite_target(url: databases.DatabaseURL) -> None:
             "url must name an SQLite file (sqlite:///path/to/vault.db):"
             " in-memory SQLite databases are not shared between connections"
         )
+
+
+def missing_sqlite_folder(url: databases.DatabaseURL) -> Path | None:
+    """Return the folder of an SQLite file if it does not exist."""
+    name = url.database or ""
+    folder = Path(name).parent
+    if name.startswith("file:") or folder.is_dir():
+        return None
+    return folder
 
 
 def database_options(url: str, extra: Mapping[str, Any]) -> dict[str, Any]:

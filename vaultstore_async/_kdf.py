@@ -96,12 +96,22 @@ class ReadLimit:
         return profile.opslimit <= self.opslimit and profile.memlimit <= self.memlimit
 
 
-def read_limit(profile: KdfProfile) -> ReadLimit:
-    """Admit the store's own profile and every preset, and nothing costlier."""
-    strongest = KdfProfile.preset("sensitive")
+def read_limit(profile: KdfProfile, maximum: object = None) -> ReadLimit:
+    """Return the costliest profile a store derives to read: `maximum` if
+    given, else twice the passes and the memory of the sensitive preset;
+    never less than the store's own profile."""
+    if maximum is None:
+        strongest = KdfProfile.preset("sensitive")
+        maximum = KdfProfile(
+            opslimit=strongest.opslimit * 2, memlimit=strongest.memlimit
+        )
+    if not isinstance(maximum, KdfProfile):
+        raise ValidationError(
+            f"max_read_kdf must be a KdfProfile or None, got {type(maximum).__name__}"
+        )
     return ReadLimit(
-        opslimit=max(profile.opslimit, strongest.opslimit * 2),
-        memlimit=max(profile.memlimit, strongest.memlimit),
+        opslimit=max(profile.opslimit, maximum.opslimit),
+        memlimit=max(profile.memlimit, maximum.memlimit),
     )
 
 
