@@ -107,3 +107,40 @@ def test_cli_unwritable_output_stores_nothing(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "out.tokens" in run.stderr
     assert not db.exists()
+
+
+async def test_wrong_password_update_one_derivation(make_store: MakeStore) -> None:
+    store = await make_store(key_cache_size=0)
+    token = await store.create_token("v", PASSWORD)
+    before = store.stats()["key_derivations"]
+    with pytest.raises(DecryptionError):
+        await store.update_token(token, "w", "a wrong but long password")
+    assert store.stats()["key_derivations"] - before == 1
+
+
+def test_cli_failed_import_keeps_tokens_file(tmp_path: Path) -> None:
+    source = tmp_path / "app.env"
+    source.write_text("KEY=value\n", encoding="utf-8")
+    output = tmp_path / "app.tokens"
+    output.write_text("KEY=tk_from_an_earlier_run\n", encoding="utf-8")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vaultstore_async",
+            "import-env",
+            f"sqlite:///{tmp_path / 'absent' / 'v.db'}",
+            str(source),
+            "--password-env",
+            "PW",
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PW": PASSWORD},
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 1
+    assert output.read_text(encoding="utf-8") == "KEY=tk_from_an_earlier_run\n"

@@ -33,7 +33,11 @@ logger = logging.getLogger("vaultstore_async")
 __all__ = ["Backend", "UniqueViolation", "translate"]
 
 SQLITE_MAX_CONNECTIONS = 64
-_HOLDS_SLOT: ContextVar[bool] = ContextVar("vaultstore_async_holds_slot", default=False)
+# Ids of the backends whose SQLite slot this task already holds, so nested
+# statements of one operation do not wait for a second slot.
+_HELD_SLOTS: ContextVar[frozenset[int]] = ContextVar(
+    "vaultstore_async_held_slots", default=frozenset()
+)
 
 
 def _dialect_for(name: str) -> Dialect:
@@ -180,7 +184,8 @@ class Backend:
         self._stats.statements += 1
         async with self.pinned() as raw:
             await self._guard(
-                driver.raw_execute(self.dialect.name, raw, sql, []), "schema change"
+                driver.raw_execute(self.dialect.name, raw, sql, [], quiet=True),
+                "schema change",
             )
 
     async def table_exists(self, name: str) -> bool:
@@ -206,15 +211,18 @@ class Backend:
     async def _slot(self) -> AsyncIterator[None]:
         if self.closed:
             raise StoreClosedError("store is closed; create a new one")
-        if self._slots is None or _HOLDS_SLOT.get():
+        held = _HELD_SLOTS.get()
+        if self._slots is None or id(self) in held:
             yield
             return
         async with self._slots:
-            marker = _HOLDS_SLOT.set(True)
+            if self.closed:
+                raise StoreClosedError("store is closed; create a new one")
+            marker = _HELD_SLOTS.set(held | {id(self)})
             try:
                 yield
             finally:
-                _HOLDS_SLOT.reset(marker)
+                _HELD_SLOTS.reset(marker)
 
     def _translate(self, exc: Exception, action: str) -> VaultStoreError:
         if self.closed:

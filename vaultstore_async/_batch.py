@@ -40,7 +40,8 @@ async def _run_all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(coroutine) for coroutine in coroutines]
     except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None
+        first = failed.exceptions[0]
+        raise first from first.__cause__
     return [task.result() for task in tasks]
 
 
@@ -169,7 +170,10 @@ class BatchOps(RecordOps):
                 )
                 return token
             except TokenExistsError:
-                if not await self.token_exists(token):
+                holder = await self.find_record_by_token(
+                    token, include_soft_deleted=True
+                )
+                if holder is not None and holder.soft_deleted_at is not None:
                     raise  # a soft-deleted row holds the token
         raise BackendError("token kept changing under concurrent writers; try again")
 
@@ -249,6 +253,12 @@ class BatchOps(RecordOps):
             rows = await self._rows_by_id(lost)
             done, lost = await self._rekey_page(rows, old, new)
             changed += done
+        if lost:
+            logger.warning(
+                "password change skipped %d rows that kept changing under"
+                " concurrent writers; run it again to finish them",
+                len(lost),
+            )
         return changed
 
     async def _rows_by_id(self, ids: list[str]) -> list[Mapping[str, Any]]:

@@ -142,19 +142,19 @@ def _read_env(path: Path) -> dict[str, str]:
 async def _import_env(args: argparse.Namespace) -> int:
     values = _read_env(args.file)
     output: Path = args.output or args.file.with_name(args.file.name + ".tokens")
-    try:
-        # Opened before any value is stored, so an unwritable path stores
-        # nothing.
-        handle = output.open("w", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
-    with handle:
-        async with _store(args) as store:
-            lines = []
-            for name, value in values.items():
-                token = await store.create_token(value, args.password)
-                lines.append(f"{name}={token}\n")
-        handle.write("".join(lines))
+    folder = output.resolve().parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {output}: folder missing or not writable")
+    async with _store(args) as store:
+        lines = []
+        for name, value in values.items():
+            token = await store.create_token(value, args.password)
+            lines.append(f"{name}={token}\n")
+    # Written beside the target and renamed over it, so a failure never
+    # leaves a truncated tokens file behind.
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text("".join(lines), encoding="utf-8")
+    os.replace(partial, output)
     print(f"stored {len(lines)} values; tokenized copy written to {output}")
     return EXIT_OK
 

@@ -177,14 +177,18 @@ class _QuietCursor(aiomysql.Cursor if aiomysql is not None else object):  # type
         return None
 
 
-async def raw_execute(dialect: str, raw: Any, sql: str, args: list[Any]) -> int:
-    """Run one statement on a driver connection; return the rows it changed."""
+async def raw_execute(
+    dialect: str, raw: Any, sql: str, args: list[Any], quiet: bool = False
+) -> int:
+    """Run one statement on a driver connection; return the rows it changed.
+    `quiet` drops MariaDB's notes, for DDL that may find its object exists."""
     if dialect == "postgresql":
         status: str = await raw.execute(sql, *args)
         last = status.rpartition(" ")[2]
         return int(last) if last.isdigit() else 0
     if dialect == "mysql":
-        async with raw.cursor(_QuietCursor) as cursor:
+        cursor_class = _QuietCursor if quiet else aiomysql.Cursor
+        async with raw.cursor(cursor_class) as cursor:
             await cursor.execute(sql, args)
             return max(int(cursor.rowcount), 0)
     cursor = await raw.execute(sql, args)

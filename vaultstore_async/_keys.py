@@ -179,8 +179,8 @@ class KeyRing:
                     uses_left=self._reuse_writes - 1,
                     expires=now + self._reuse_seconds,
                 )
-        if not lock.locked():
-            self._reuse_locks.pop(rkey, None)
+        if self._reuse_locks.get(rkey) is lock and not lock.locked():
+            del self._reuse_locks[rkey]
         return salt, key
 
     def _take_reusable(

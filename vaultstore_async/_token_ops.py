@@ -196,15 +196,17 @@ class TokenOps(StoreBase):
         set_expiry: bool = False,
     ) -> None:
         expiry_sql = ", expires_at = :expires_at" if set_expiry else ""
-        # The new value does not depend on the old one, so it is sealed once;
-        # each attempt only re-checks that `current` opens what is stored.
-        stored = await self._seal(token, plaintext, target)
+        stored: str | None = None
         for _ in range(_UPDATE_ATTEMPTS):
             row = await self._live_row(token)
             if row is None:
                 raise _not_found()
             old = row["vault_value"]
             await self._open(token, old, current)
+            if stored is None:
+                # Sealed only once `current` has opened the stored value, so a
+                # wrong password costs one derivation; retries reuse it.
+                stored = await self._seal(token, plaintext, target)
             values: dict[str, Any] = {
                 "value": stored,
                 "now": self._db_time(self._now()),
