@@ -184,7 +184,7 @@ class StoreBase:
 
         Raises:
             StoreClosedError: the store was closed; make a new one.
-            MigrationError: the schema is newer than this library knows.
+            MigrationError: the schema is newer than this library supports.
             BackendError: the database could not be reached.
         """
         async with self._lifecycle:
@@ -247,7 +247,7 @@ class StoreBase:
 
         Raises:
             StoreClosedError: the store is not connected.
-            MigrationError: the schema is newer than this library knows.
+            MigrationError: the schema is newer than this library supports.
         """
         self._require_open()
         return await migrate(self._backend, self._names)

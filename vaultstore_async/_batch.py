@@ -139,7 +139,7 @@ class BatchOps(RecordOps):
 
         Raises:
             DecryptionError: the token is live and `password` does not open it.
-            TokenExistsError: a soft-deleted row holds the token; restore or
+            TokenExistsError: a soft-deleted row has the token; restore or
                 delete it first.
             PasswordPolicyError: the password breaks the policy.
             ValidationError, StoreClosedError, BackendError: as for every
@@ -174,7 +174,7 @@ class BatchOps(RecordOps):
                     token, include_soft_deleted=True
                 )
                 if holder is not None and holder.soft_deleted_at is not None:
-                    raise  # a soft-deleted row holds the token
+                    raise  # a soft-deleted row has the token
         raise BackendError("token kept changing under concurrent writers; try again")
 
     async def soft_delete_expired_tokens(self) -> int:

@@ -187,7 +187,8 @@ class KdfExecutor:
                 memlimit=profile.memlimit,
             )
         except nacl.exceptions.CryptoError as exc:
-            # libsodium fails only when it cannot allocate memlimit bytes.
+            # The parameters are checked already, so libsodium fails here
+            # when it cannot allocate memlimit bytes.
             raise VaultStoreError(
                 f"key derivation failed: could not allocate {profile.memlimit}"
                 " bytes for Argon2id"

@@ -216,7 +216,7 @@ class RecordOps(TokenOps):
 
         Raises:
             TokenNotFoundError: no row has that id.
-            TokenExistsError: another row holds the token.
+            TokenExistsError: another row has the token.
         """
         self._require_open()
         record = _record_arg(record)
@@ -281,7 +281,7 @@ class RecordOps(TokenOps):
         """Soft-delete the live row holding this token.
 
         Raises:
-            TokenNotFoundError: no live row holds the token.
+            TokenNotFoundError: no live row has the token.
         """
         self._require_open()
         check.token(token)

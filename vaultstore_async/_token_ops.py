@@ -112,7 +112,7 @@ class TokenOps(StoreBase):
         Raises:
             ValidationError: an argument has the wrong type or size.
             PasswordPolicyError: the password breaks the policy.
-            TokenExistsError: a row, soft-deleted or not, holds the token.
+            TokenExistsError: a row, soft-deleted or not, has the token.
         """
         self._require_open()
         token = check.token(token)
@@ -138,7 +138,7 @@ class TokenOps(StoreBase):
         """Return the value stored under `token`.
 
         Raises:
-            TokenNotFoundError: no live row holds the token.
+            TokenNotFoundError: no live row has the token.
             DecryptionError: the password is wrong or the data was altered.
             TokenExpiredError: the token has expired (only after the password
                 has opened the value, so expiry is not revealed without it).
@@ -171,7 +171,7 @@ class TokenOps(StoreBase):
         writer is never silently overwritten.
 
         Raises:
-            TokenNotFoundError: no live row holds the token.
+            TokenNotFoundError: no live row has the token.
             DecryptionError: `password` does not open the current value.
             PasswordPolicyError: the password that will encrypt breaks the policy.
         """
@@ -243,7 +243,7 @@ class TokenOps(StoreBase):
         """Set a live token's expiry; None means it never expires.
 
         Raises:
-            TokenNotFoundError: no live row holds the token.
+            TokenNotFoundError: no live row has the token.
         """
         self._require_open()
         token = check.token(token)
@@ -274,7 +274,7 @@ class TokenOps(StoreBase):
         """Hide a live token from reads until `restore_token`.
 
         Raises:
-            TokenNotFoundError: no live row holds the token.
+            TokenNotFoundError: no live row has the token.
         """
         self._require_open()
         token = check.token(token)
@@ -291,7 +291,7 @@ class TokenOps(StoreBase):
         """Undo a soft delete.
 
         Raises:
-            TokenNotFoundError: no soft-deleted row holds the token.
+            TokenNotFoundError: no soft-deleted row has the token.
         """
         self._require_open()
         token = check.token(token)
