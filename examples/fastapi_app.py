@@ -4,7 +4,7 @@
     VAULT_URL=sqlite:///vault.db uvicorn examples.fastapi_app:app
 
 The store opens in the application lifespan and reaches handlers through
-a dependency. A missing, expired or wrongly unlocked key all answer the
+a dependency. A missing, expired or wrongly unlocked key all return the
 same 404 with the same body. (A missing key answers faster, because it
 costs no key derivation.)
 """

@@ -56,7 +56,8 @@ def stop_server(backend: str) -> None:
 
 
 def start_server(backend: str) -> None:
-    """Start the server unless it already answers, and wait until it does."""
+    """Start the server unless it is running, and wait until it accepts
+    connections."""
     if backend == "postgresql":
         if _ready("pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"):
             return

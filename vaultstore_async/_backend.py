@@ -86,7 +86,7 @@ class Backend:
         self._slots: asyncio.Semaphore | None = None
         if self.dialect.name == "sqlite":
             # `databases` opens an SQLite connection and a thread for every
-            # task that runs a statement; the cap keeps many concurrent calls
+            # task that runs a statement. The cap keeps many concurrent calls
             # from running out of file descriptors.
             self._slots = asyncio.Semaphore(SQLITE_MAX_CONNECTIONS)
 

@@ -14,6 +14,7 @@ from typing import Any, Self
 import databases
 
 from . import _envelope
+from . import _validate as check
 from ._backend import Backend
 from ._dialect import is_identifier
 from ._errors import (
@@ -24,7 +25,7 @@ from ._errors import (
 )
 from ._kdf import KdfExecutor, KdfProfile, read_limit, resolve_profile, shared_executor
 from ._keys import KeyRing
-from ._migrations import LATEST_VERSION, Names, current_version, migrate
+from ._migrations import Names, check_not_newer, current_version, migrate
 from ._policy import PasswordPolicy
 from ._stats import Stats
 
@@ -81,26 +82,6 @@ def _names(table_name: object, meta_table_name: object) -> Names:
     return names
 
 
-def _policy(policy: object) -> PasswordPolicy:
-    if policy is None:
-        return PasswordPolicy()
-    if not isinstance(policy, PasswordPolicy):
-        raise ValidationError(
-            f"password_policy must be a PasswordPolicy, got {type(policy).__name__}"
-        )
-    return policy
-
-
-def _executor(executor: object) -> KdfExecutor:
-    if executor is None:
-        return shared_executor()
-    if not isinstance(executor, KdfExecutor):
-        raise ValidationError(
-            f"kdf_executor must be a KdfExecutor, got {type(executor).__name__}"
-        )
-    return executor
-
-
 class StoreBase:
     """Configuration, lifecycle and crypto helpers shared by the operations."""
 
@@ -127,13 +108,17 @@ class StoreBase:
         self._automigrate = automigrate
         self._profile = resolve_profile(kdf)
         self._read_limit = read_limit(self._profile, max_read_kdf)
-        self._policy = _policy(password_policy)
+        self._policy = (
+            check.instance_or_none(password_policy, PasswordPolicy, "password_policy")
+            or PasswordPolicy()
+        )
         if database_options is not None and not isinstance(database_options, Mapping):
             raise ValidationError("database_options must be a mapping")
         self._stats = Stats()
         self._backend = Backend(database, self._stats, database_options)
         self._keys = KeyRing(
-            _executor(kdf_executor),
+            check.instance_or_none(kdf_executor, KdfExecutor, "kdf_executor")
+            or shared_executor(),
             self._stats,
             cache_size=_non_negative_int(key_cache_size, "key_cache_size"),
             cache_ttl=_optional_seconds(key_cache_ttl, "key_cache_ttl"),
@@ -232,15 +217,7 @@ class StoreBase:
         logger.warning("could not switch SQLite to WAL: %s", error)
 
     async def _check_version(self) -> None:
-        from ._errors import MigrationError
-
-        version = await current_version(self._backend, self._names)
-        if version is not None and version > LATEST_VERSION:
-            raise MigrationError(
-                f"database schema is at version {version}, newer than version"
-                f" {LATEST_VERSION} that this vaultstore_async release knows;"
-                " upgrade the library"
-            )
+        check_not_newer(await current_version(self._backend, self._names))
 
     async def migrate(self) -> int:
         """Apply pending schema migrations and return the schema version.

@@ -1,8 +1,8 @@
 """The `vaultstore` command line for operators.
 
 Passwords come from an environment variable named with --password-env
-(and --new-password-env), or from a prompt; never from the arguments, which
-other users of the machine can read in the process list.
+(and --new-password-env), or from a prompt. They never come from the
+arguments, because other users of the machine can read the process list.
 """
 
 from __future__ import annotations

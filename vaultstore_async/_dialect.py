@@ -1,4 +1,4 @@
-"""What differs between SQLite, PostgreSQL and MariaDB/MySQL.
+"""SQL differences between SQLite, PostgreSQL and MariaDB/MySQL.
 
 Every statement is written with `:name` placeholders; the dialect quotes
 identifiers, converts timestamps in both directions, and supplies the DDL

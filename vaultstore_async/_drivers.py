@@ -1,4 +1,4 @@
-"""What differs between the three drivers under `databases`: URLs and pool
+"""Differences between the three drivers under `databases`: URLs and pool
 options, exact row counts, transaction control and error mapping.
 
 `_backend.Backend` is the only user of this module.

@@ -40,7 +40,7 @@ class MigrationError(VaultStoreError):
 
 
 class TokenNotFoundError(VaultStoreError):
-    """No live row holds the token (or id); `tokens` lists what was missing."""
+    """No live row has the token (or id). `tokens` lists a batch's missing ones."""
 
     def __init__(self, message: str, tokens: Iterable[str] = ()) -> None:
         super().__init__(message)
@@ -48,7 +48,7 @@ class TokenNotFoundError(VaultStoreError):
 
 
 class TokenExistsError(VaultStoreError):
-    """A row, soft-deleted or not, already holds the token."""
+    """A row, soft-deleted or not, already has the token."""
 
 
 class TokenExpiredError(VaultStoreError):

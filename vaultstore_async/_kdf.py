@@ -97,9 +97,11 @@ class ReadLimit:
 
 
 def read_limit(profile: KdfProfile, maximum: object = None) -> ReadLimit:
-    """Return the costliest profile a store derives to read: `maximum` if
-    given, else twice the passes and the memory of the sensitive preset;
-    never less than the store's own profile."""
+    """Return the costliest profile a store derives to read a value.
+
+    That is `maximum` if given, else the sensitive preset's memory with twice
+    its passes, and never less than the store's own profile.
+    """
     if maximum is None:
         strongest = KdfProfile.preset("sensitive")
         maximum = KdfProfile(

@@ -57,6 +57,16 @@ _LOCK_KEY = int.from_bytes(
 )
 
 
+def check_not_newer(version: int | None) -> None:
+    """Raise MigrationError if the database is ahead of this release."""
+    if version is not None and version > LATEST_VERSION:
+        raise MigrationError(
+            f"database schema is at version {version}, newer than version"
+            f" {LATEST_VERSION} that this vaultstore_async release supports;"
+            " upgrade the library"
+        )
+
+
 async def current_version(backend: Backend, names: Names) -> int | None:
     """Highest applied version, or None when no migration table exists."""
     if not await backend.table_exists(names.migrations):
@@ -122,12 +132,7 @@ async def _apply(backend: Backend, names: Names) -> int:
     rows = await backend.fetch_all(f"SELECT version FROM {table}")
     applied = {int(row["version"]) for row in rows}
     newest = max(applied, default=0)
-    if newest > LATEST_VERSION:
-        raise MigrationError(
-            f"database schema is at version {newest}, newer than version"
-            f" {LATEST_VERSION} that this vaultstore_async release knows;"
-            " upgrade the library"
-        )
+    check_not_newer(newest)
     for version, step in MIGRATIONS:
         if version in applied:
             continue

@@ -124,13 +124,7 @@ class RecordQuery:
 
 
 def check_query(query: object) -> RecordQuery:
-    if query is None:
-        return RecordQuery()
-    if not isinstance(query, RecordQuery):
-        raise ValidationError(
-            f"query must be a RecordQuery or None, got {type(query).__name__}"
-        )
-    return query
+    return check.instance_or_none(query, RecordQuery, "query") or RecordQuery()
 
 
 class QueryBuilder:
@@ -200,8 +194,8 @@ class QueryBuilder:
     def after(
         self, query: RecordQuery, last: dict[str, Any]
     ) -> tuple[str, dict[str, Any]]:
-        """A WHERE clause selecting the rows after `last` in query order,
-        for keyset paging."""
+        """Return a WHERE clause that selects the rows after `last` in query
+        order, for keyset paging."""
         column, nullable = self.order(query)
         op = "<" if query.descending else ">"
         values: dict[str, Any] = {"k_id": last["id"]}

@@ -171,7 +171,7 @@ class RecordOps(TokenOps):
     async def find_record_by_token(
         self, token: str, *, include_soft_deleted: bool = False
     ) -> Record | None:
-        """Return the row holding this token, or None."""
+        """Return the row with this token, or None."""
         self._require_open()
         check.token(token)
         check.flag(include_soft_deleted, "include_soft_deleted")
@@ -187,7 +187,7 @@ class RecordOps(TokenOps):
         updated_at become now.
 
         Raises:
-            TokenExistsError: a row already holds the token.
+            TokenExistsError: a row already has the token.
             ValidationError: the id is empty or already used.
         """
         self._require_open()
@@ -239,12 +239,6 @@ class RecordOps(TokenOps):
         if not changed:
             raise TokenNotFoundError("no record has that id")
 
-    async def _delete_by(self, column: str, value: str) -> bool:
-        deleted = await self._backend.execute(
-            f"DELETE FROM {self._vault} WHERE {column} = :value", {"value": value}
-        )
-        return deleted > 0
-
     async def delete_record_by_id(self, id: str) -> bool:
         """Hard-delete the row with this id; return whether one was deleted."""
         self._require_open()
@@ -252,20 +246,10 @@ class RecordOps(TokenOps):
         return await self._delete_by("id", id)
 
     async def delete_record_by_token(self, token: str) -> bool:
-        """Hard-delete the row holding this token; return whether one was deleted."""
+        """Hard-delete the row with this token; return whether one was deleted."""
         self._require_open()
         check.token(token)
         return await self._delete_by("vault_token", token)
-
-    async def _soft_delete_by(self, column: str, value: str) -> None:
-        now = self._db_time(self._now())
-        changed = await self._backend.execute(
-            f"UPDATE {self._vault} SET soft_deleted_at = :now, updated_at = :now"
-            f" WHERE {column} = :value AND soft_deleted_at IS NULL",
-            {"now": now, "value": value},
-        )
-        if not changed:
-            raise TokenNotFoundError("no live record matches")
 
     async def soft_delete_record_by_id(self, id: str) -> None:
         """Soft-delete the live row with this id.
@@ -275,14 +259,16 @@ class RecordOps(TokenOps):
         """
         self._require_open()
         check.identifier_text(id, "id", check.MAX_KEY_LENGTH)
-        await self._soft_delete_by("id", id)
+        if not await self._soft_delete_by("id", id):
+            raise TokenNotFoundError("no live record matches")
 
     async def soft_delete_record_by_token(self, token: str) -> None:
-        """Soft-delete the live row holding this token.
+        """Soft-delete the live row with this token.
 
         Raises:
             TokenNotFoundError: no live row has the token.
         """
         self._require_open()
         check.token(token)
-        await self._soft_delete_by("vault_token", token)
+        if not await self._soft_delete_by("vault_token", token):
+            raise TokenNotFoundError("no live record matches")

@@ -228,7 +228,7 @@ class TokenOps(StoreBase):
         )
 
     async def token_exists(self, token: str) -> bool:
-        """True if a row that is not soft-deleted holds the token (expired
+        """Return True if a row that is not soft-deleted has the token (expired
         tokens exist until they are swept)."""
         self._require_open()
         token = check.token(token)
@@ -261,14 +261,11 @@ class TokenOps(StoreBase):
             raise _not_found()
 
     async def delete_token(self, token: str) -> bool:
-        """Delete the row holding `token`, soft-deleted or not; return whether
+        """Delete the row with `token`, soft-deleted or not; return whether
         a row was deleted."""
         self._require_open()
         token = check.token(token)
-        deleted = await self._backend.execute(
-            f"DELETE FROM {self._vault} WHERE vault_token = :token", {"token": token}
-        )
-        return deleted > 0
+        return await self._delete_by("vault_token", token)
 
     async def soft_delete_token(self, token: str) -> None:
         """Hide a live token from reads until `restore_token`.
@@ -278,14 +275,25 @@ class TokenOps(StoreBase):
         """
         self._require_open()
         token = check.token(token)
+        if not await self._soft_delete_by("vault_token", token):
+            raise _not_found()
+
+    async def _delete_by(self, column: str, value: str) -> bool:
+        deleted = await self._backend.execute(
+            f"DELETE FROM {self._vault} WHERE {column} = :value", {"value": value}
+        )
+        return deleted > 0
+
+    async def _soft_delete_by(self, column: str, value: str) -> bool:
+        """Soft-delete the live row whose `column` equals `value`; return
+        whether one was changed."""
         now = self._db_time(self._now())
         changed = await self._backend.execute(
             f"UPDATE {self._vault} SET soft_deleted_at = :now, updated_at = :now"
-            " WHERE vault_token = :token AND soft_deleted_at IS NULL",
-            {"now": now, "token": token},
+            f" WHERE {column} = :value AND soft_deleted_at IS NULL",
+            {"now": now, "value": value},
         )
-        if not changed:
-            raise _not_found()
+        return changed > 0
 
     async def restore_token(self, token: str) -> None:
         """Undo a soft delete.

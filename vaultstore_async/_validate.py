@@ -1,15 +1,18 @@
 """Argument checks shared by the public methods.
 
 Messages name the argument, what was expected and the type or length that
-arrived; they never repeat a value, since a value may be a secret.
+arrived. They never repeat a value, because a value may be a secret.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from ._errors import ValidationError
+
+T = TypeVar("T")
 
 MAX_TOKEN_LENGTH = 255
 MAX_KEY_LENGTH = 255
@@ -28,8 +31,8 @@ def _type_name(value: object) -> str:
 
 
 def identifier_text(value: object, argument: str, max_length: int) -> str:
-    """A token, record id or setting key: non-empty text every backend stores
-    and compares exactly."""
+    """Check a token, record id or setting key: non-empty text that every
+    backend stores and compares exactly."""
     if not isinstance(value, str):
         raise ValidationError(f"{argument} must be a str, got {_type_name(value)}")
     if value == "":
@@ -128,3 +131,12 @@ def flag(value: object, argument: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError(f"{argument} must be a bool, got {_type_name(value)}")
     return value
+
+
+def instance_or_none(value: object, cls: type[T], argument: str) -> T | None:
+    """Return `value` if it is a `cls` or None; raise ValidationError otherwise."""
+    if value is None or isinstance(value, cls):
+        return value
+    raise ValidationError(
+        f"{argument} must be a {cls.__name__} or None, got {_type_name(value)}"
+    )
