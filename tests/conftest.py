@@ -102,3 +102,23 @@ async def make_store(
 @pytest_asyncio.fixture
 async def store(make_store: MakeStore) -> AsyncStore:
     return await make_store()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cli_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A backend URL for command-line tests, which run as subprocesses and
+    so cover two backends rather than three."""
+    return backend_url(str(request.param), tmp_path)
+
+
+@pytest_asyncio.fixture
+async def cli_tables(
+    cli_url: str, table_names: dict[str, str]
+) -> AsyncIterator[list[str]]:
+    yield [
+        "--table",
+        table_names["table_name"],
+        "--meta-table",
+        table_names["meta_table_name"],
+    ]
+    await drop_tables(cli_url, table_names)

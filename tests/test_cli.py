@@ -8,30 +8,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-from conftest import FAST_KDF, backend_url, drop_tables
+from conftest import FAST_KDF
 
 from vaultstore_async import AsyncStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD = "an operator password 1234"
 NEW = "a rotated operator password 5678"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cli_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return backend_url(str(request.param), tmp_path)
-
-
-@pytest.fixture
-async def cli_tables(cli_url: str, table_names: dict[str, str]):
-    yield [
-        "--table",
-        table_names["table_name"],
-        "--meta-table",
-        table_names["meta_table_name"],
-    ]
-    await drop_tables(cli_url, table_names)
 
 
 def vaultstore(*args: str, env: dict[str, str] | None = None):

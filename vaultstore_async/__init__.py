@@ -3,6 +3,7 @@
 from ._errors import (
     BackendError,
     DecryptionError,
+    GoSupportMissingError,
     MigrationError,
     PasswordPolicyError,
     StoreClosedError,
@@ -12,10 +13,11 @@ from ._errors import (
     ValidationError,
     VaultStoreError,
 )
+from ._goimport import GoImportRejection, GoImportReport
 from ._kdf import KdfExecutor, KdfProfile
 from ._policy import PasswordPolicy
 from ._query import Record, RecordQuery
-from ._store import AsyncStore
+from ._store import AsyncStore, import_go
 from ._validate import MAX_VALUE_BYTES
 
 __version__ = "0.1.0"
@@ -24,6 +26,9 @@ __all__ = [
     "AsyncStore",
     "BackendError",
     "DecryptionError",
+    "GoImportRejection",
+    "GoImportReport",
+    "GoSupportMissingError",
     "KdfExecutor",
     "KdfProfile",
     "MAX_VALUE_BYTES",
@@ -38,4 +43,5 @@ __all__ = [
     "TokenNotFoundError",
     "ValidationError",
     "VaultStoreError",
+    "import_go",
 ]

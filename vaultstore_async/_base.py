@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import math
@@ -13,7 +14,7 @@ from typing import Any, Self
 
 import databases
 
-from . import _envelope
+from . import _envelope, _goformat
 from . import _validate as check
 from ._backend import Backend
 from ._dialect import is_identifier
@@ -22,12 +23,14 @@ from ._errors import (
     DecryptionError,
     StoreClosedError,
     ValidationError,
+    VaultStoreError,
 )
 from ._kdf import KdfExecutor, KdfProfile, read_limit, resolve_profile, shared_executor
 from ._keys import KeyRing
 from ._migrations import Names, check_not_newer, current_version, migrate
 from ._policy import PasswordPolicy
 from ._stats import Stats
+from ._tasks import run_all
 
 logger = logging.getLogger("vaultstore_async")
 
@@ -101,6 +104,8 @@ class StoreBase:
         kdf_executor: KdfExecutor | None = None,
         database_options: Mapping[str, Any] | None = None,
         max_read_kdf: KdfProfile | None = None,
+        go_presets: tuple[str | tuple[int, int, int], ...] = ("default",),
+        upgrade_on_read: bool = False,
     ) -> None:
         self._names = _names(table_name, meta_table_name)
         if not isinstance(automigrate, bool):
@@ -108,6 +113,9 @@ class StoreBase:
         self._automigrate = automigrate
         self._profile = resolve_profile(kdf)
         self._read_limit = read_limit(self._profile, max_read_kdf)
+        self._go_presets = _goformat.resolve_presets(go_presets)
+        self._go_last: _goformat.GoArgon2 | None = None
+        self._upgrade_on_read = check.flag(upgrade_on_read, "upgrade_on_read")
         self._policy = (
             check.instance_or_none(password_policy, PasswordPolicy, "password_policy")
             or PasswordPolicy()
@@ -309,6 +317,9 @@ class StoreBase:
         return _envelope.seal(key, token, plaintext, self._profile, salt)
 
     async def _open(self, token: str, stored: str, password: bytes) -> str:
+        ours = isinstance(stored, str) and stored.startswith(_envelope.PREFIX)
+        if not ours and _goformat.is_go_value(stored):
+            return await self._open_go(stored, password)
         envelope = _envelope.parse(stored)
         if not self._read_limit.admits(envelope.profile):
             # A row naming a huge cost would tie up the shared derivation
@@ -320,3 +331,67 @@ class StoreBase:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise DecryptionError() from None
+
+    async def _open_go(self, stored: str, password: bytes) -> str:
+        """Open a value the Go library wrote (see `_goformat`).
+
+        Go used the password's UTF-8 as typed, while this library
+        normalises it to NFC first, so both forms are tried when they
+        differ."""
+        _goformat.require_support()
+        forms = [password]
+        typed = getattr(password, "as_typed", password)
+        if typed != password:
+            forms.append(typed)
+        if not stored.startswith(_goformat.V2_PREFIX):
+            for form in forms[:-1]:
+                with contextlib.suppress(DecryptionError):
+                    return _goformat.utf8_text(_goformat.open_legacy(stored, form))
+            return _goformat.utf8_text(_goformat.open_legacy(stored, forms[-1]))
+        value = _goformat.parse_v2(stored)
+        for form in forms:
+            for preset in _goformat.preset_order(self._go_presets, self._go_last):
+                key = await self._keys.derive(form, value.salt, preset)
+                plaintext = _goformat.open_v2(key, value)
+                if plaintext is not None:
+                    self._go_last = preset
+                    return _goformat.utf8_text(plaintext)
+        raise DecryptionError()
+
+    async def _upgrade_read(
+        self, opened: list[tuple[Mapping[str, Any], str]], password: bytes
+    ) -> None:
+        """Re-encrypt Go-format rows that a read just opened into this
+        library's format. Each write is a compare-and-set on the value read,
+        so a concurrent change wins; a failed write is logged and the read
+        still returns its values."""
+        go_rows = [
+            (row, value)
+            for row, value in opened
+            if _goformat.is_go_value(row["vault_value"])
+        ]
+        if not go_rows:
+            return
+        try:
+            fresh = await run_all(
+                [
+                    self._seal(row["vault_token"], value.encode("utf-8"), password)
+                    for row, value in go_rows
+                ]
+            )
+            writes = [(row, new) for (row, _), new in zip(go_rows, fresh, strict=True)]
+            now = self._db_time(self._now())
+            async with self._backend.transaction():
+                for row, sealed in writes:
+                    await self._backend.execute(
+                        f"UPDATE {self._vault} SET vault_value = :new,"
+                        " updated_at = :now WHERE id = :id AND vault_value = :old",
+                        {
+                            "new": sealed,
+                            "now": now,
+                            "id": row["id"],
+                            "old": row["vault_value"],
+                        },
+                    )
+        except VaultStoreError as exc:
+            logger.warning("could not upgrade Go-format rows after a read: %s", exc)

@@ -3,13 +3,13 @@ password change."""
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
+from . import _envelope, _goformat
 from . import _validate as check
 from ._errors import (
     BackendError,
@@ -20,6 +20,7 @@ from ._errors import (
 )
 from ._policy import encode_password
 from ._record_ops import RecordOps
+from ._tasks import run_all
 
 logger = logging.getLogger("vaultstore_async")
 
@@ -30,19 +31,11 @@ _REKEY_RETRIES = 3
 _UPSERT_ATTEMPTS = 4
 
 Progress = Callable[[int, int], Any]
-T = TypeVar("T")
 
 
-async def _run_all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run coroutines concurrently; on the first failure cancel the rest and
-    raise that failure itself (not an ExceptionGroup)."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(coroutine) for coroutine in coroutines]
-    except BaseExceptionGroup as failed:
-        first = failed.exceptions[0]
-        raise first from first.__cause__
-    return [task.result() for task in tasks]
+def _check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise ValidationError("progress must be callable or None")
 
 
 class BatchOps(RecordOps):
@@ -80,6 +73,10 @@ class BatchOps(RecordOps):
             expires = self._py_time(rows[token]["expires_at"])
             if expires is None or expires > now:
                 result[token] = value
+        if self._upgrade_on_read:
+            await self._upgrade_read(
+                [(rows[token], result[token]) for token in result], secret
+            )
         return result
 
     async def _live_rows(self, tokens: list[str]) -> dict[str, Mapping[str, Any]]:
@@ -89,7 +86,7 @@ class BatchOps(RecordOps):
             names = {f"t{index}": token for index, token in enumerate(chunk)}
             placeholders = ", ".join(f":{name}" for name in names)
             found = await self._backend.fetch_all(
-                f"SELECT vault_token, vault_value, expires_at FROM {self._vault}"
+                f"SELECT id, vault_token, vault_value, expires_at FROM {self._vault}"
                 f" WHERE vault_token IN ({placeholders}) AND soft_deleted_at IS NULL",
                 names,
             )
@@ -99,7 +96,7 @@ class BatchOps(RecordOps):
 
     async def _open_all(self, items: list[tuple[str, str]], secret: bytes) -> list[str]:
         first = await self._open(items[0][0], items[0][1], secret)
-        rest = await _run_all(
+        rest = await run_all(
             [self._open(token, stored, secret) for token, stored in items[1:]]
         )
         return [first, *rest]
@@ -221,16 +218,54 @@ class BatchOps(RecordOps):
         self._require_open()
         old = encode_password(old_password, "old_password")
         new = self._writing_password(new_password, "new_password")
-        if progress is not None and not callable(progress):
-            raise ValidationError("progress must be callable or None")
+        _check_progress(progress)
+        changed, examined = await self._rekey_all(old, new, progress, go_only=False)
+        logger.info("password change re-encrypted %d of %d rows", changed, examined)
+        return changed
+
+    async def upgrade_format(
+        self, password: str, *, progress: Progress | None = None
+    ) -> int:
+        """Re-encrypt into this library's format every Go VaultStore value
+        that `password` opens, soft-deleted and expired rows included;
+        return how many.
+
+        The password stays the same, so the password policy is not applied:
+        the rows are already under it. Paging, compare-and-set and resuming
+        work as in `change_password`; `progress` gets (Go-format rows
+        examined, rows changed). Rows under other passwords are left as
+        they are.
+
+        Raises:
+            GoSupportMissingError: the `go` extra is not installed.
+            ValidationError, StoreClosedError, BackendError: as for every
+                operation.
+        """
+        self._require_open()
+        secret = encode_password(password)
+        _check_progress(progress)
+        _goformat.require_support()
+        changed, examined = await self._rekey_all(
+            secret, secret, progress, go_only=True
+        )
+        logger.info(
+            "format upgrade re-encrypted %d of %d Go-format rows", changed, examined
+        )
+        return changed
+
+    async def _rekey_all(
+        self, old: bytes, new: bytes, progress: Progress | None, go_only: bool
+    ) -> tuple[int, int]:
+        """Re-encrypt, page by page, the rows `old` opens; return (rows
+        changed, rows examined)."""
         examined = changed = 0
         last_id: str | None = None
         while True:
-            page = await self._page_after(last_id)
+            page = await self._page_after(last_id, go_only)
             if not page:
                 break
             last_id = page[-1]["id"]
-            changed += await self._rekey_with_retries(page, old, new)
+            changed += await self._rekey_with_retries(page, old, new, go_only)
             examined += len(page)
             if progress is not None:
                 outcome = progress(examined, changed)
@@ -238,11 +273,10 @@ class BatchOps(RecordOps):
                     await outcome
             if len(page) < CHANGE_PAGE:
                 break
-        logger.info("password change re-encrypted %d of %d rows", changed, examined)
-        return changed
+        return changed, examined
 
     async def _rekey_with_retries(
-        self, page: list[Mapping[str, Any]], old: bytes, new: bytes
+        self, page: list[Mapping[str, Any]], old: bytes, new: bytes, go_only: bool
     ) -> int:
         changed, lost = await self._rekey_page(page, old, new)
         for _ in range(_REKEY_RETRIES):
@@ -251,6 +285,8 @@ class BatchOps(RecordOps):
             # A concurrent writer changed these rows after they were read:
             # read them again and re-encrypt what is still under `old`.
             rows = await self._rows_by_id(lost)
+            if go_only:
+                rows = [r for r in rows if _goformat.is_go_value(r["vault_value"])]
             done, lost = await self._rekey_page(rows, old, new)
             changed += done
         if lost:
@@ -270,11 +306,21 @@ class BatchOps(RecordOps):
             names,
         )
 
-    async def _page_after(self, last_id: str | None) -> list[Mapping[str, Any]]:
-        after = "" if last_id is None else " WHERE id > :last_id"
-        values = {} if last_id is None else {"last_id": last_id}
+    async def _page_after(
+        self, last_id: str | None, go_only: bool = False
+    ) -> list[Mapping[str, Any]]:
+        clauses = []
+        values: dict[str, Any] = {}
+        if last_id is not None:
+            clauses.append("id > :last_id")
+            values["last_id"] = last_id
+        if go_only:
+            # Compared as text, not with LIKE, which SQLite folds to lower case.
+            clauses.append("SUBSTR(vault_value, 1, 4) <> :ours")
+            values["ours"] = _envelope.PREFIX
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         return await self._backend.fetch_all(
-            f"SELECT id, vault_token, vault_value FROM {self._vault}{after}"
+            f"SELECT id, vault_token, vault_value FROM {self._vault}{where}"
             f" ORDER BY id LIMIT {CHANGE_PAGE}",
             values,
         )
@@ -295,7 +341,7 @@ class BatchOps(RecordOps):
     ) -> tuple[int, list[str]]:
         """Re-encrypt the rows `old` opens; return (rows written, ids whose
         compare-and-set failed)."""
-        results = await _run_all([self._rekey_row(row, old, new) for row in page])
+        results = await run_all([self._rekey_row(row, old, new) for row in page])
         writes = [result for result in results if result is not None]
         changed = 0
         lost: list[str] = []

@@ -19,7 +19,7 @@ from typing import Any
 
 from ._errors import BackendError, ValidationError, VaultStoreError
 from ._query import RecordQuery
-from ._store import AsyncStore
+from ._store import AsyncStore, import_go
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -60,8 +60,27 @@ def _read_passwords(args: argparse.Namespace) -> None:
         )
     elif args.command == "import-env":
         args.password = _password(args.password_env, "Password: ", confirm=True)
-    elif args.command == "resolve-env":
+    elif args.command in ("resolve-env", "upgrade-format"):
         args.password = _password(args.password_env, "Password: ")
+
+
+def _go_presets(names: list[str] | None) -> tuple[str | tuple[int, int, int], ...]:
+    if not names:
+        return ("default",)
+    presets: list[str | tuple[int, int, int]] = []
+    for name in names:
+        if "," not in name:
+            presets.append(name)
+            continue
+        parts = name.split(",")
+        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+            raise UsageError(
+                "--go-preset takes a preset name or TIME,MEMORY_KIB,LANES,"
+                f" got {name!r}"
+            )
+        time, memory_kib, lanes = (int(part) for part in parts)
+        presets.append((time, memory_kib, lanes))
+    return tuple(presets)
 
 
 def _store(args: argparse.Namespace) -> AsyncStore:
@@ -70,6 +89,7 @@ def _store(args: argparse.Namespace) -> AsyncStore:
         table_name=args.table,
         meta_table_name=args.meta_table,
         kdf=args.kdf,
+        go_presets=_go_presets(getattr(args, "go_preset", None)),
     )
 
 
@@ -174,6 +194,46 @@ async def _resolve_env(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _upgrade_format(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    async with _store(args) as store:
+        with tqdm(unit="row", disable=args.quiet, file=sys.stderr) as bar:
+
+            def progress(examined: int, changed: int) -> None:
+                bar.update(examined - bar.n)
+                bar.set_postfix(changed=changed)
+
+            changed = await store.upgrade_format(args.password, progress=progress)
+    print(f"re-encrypted {changed} Go-format tokens")
+    return EXIT_OK
+
+
+async def _import_go(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    with tqdm(unit="row", disable=args.quiet, file=sys.stderr) as bar:
+
+        def progress(examined: int, total: int) -> None:
+            bar.total = total
+            bar.update(examined - bar.n)
+
+        report = await import_go(
+            args.source_url,
+            args.target_url,
+            source_table=args.source_table,
+            source_meta_table=args.source_meta_table,
+            table_name=args.table,
+            meta_table_name=args.meta_table,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    for rejection in report.rejected:
+        print(f"rejected {rejection.source}: {rejection.reason}")
+    print(report.summary())
+    return EXIT_FAILED if report.rejected else EXIT_OK
+
+
 _Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -197,6 +257,13 @@ def _parser() -> argparse.ArgumentParser:
         "--password-env",
         metavar="NAME",
         help="environment variable holding the password (else a prompt)",
+    )
+    secret.add_argument(
+        "--go-preset",
+        action="append",
+        metavar="PRESET",
+        help="Argon2 setting of Go v2 values to try: default, lightweight, high"
+        " or TIME,MEMORY_KIB,LANES; repeat to try several (default: default)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -244,6 +311,34 @@ def _parser() -> argparse.ArgumentParser:
         secret,
     )
     res.add_argument("file", type=Path, help="tokenized dotenv file")
+    upgrade = add(
+        "upgrade-format",
+        _upgrade_format,
+        "re-encrypt Go VaultStore values into this library's format",
+        secret,
+    )
+    upgrade.add_argument("--quiet", action="store_true", help="hide the progress bar")
+    go = commands.add_parser(
+        "import-go",
+        help="copy a Go VaultStore table into a vaultstore_async table",
+        description="Copy every row and vault setting of a Go VaultStore table."
+        " Rows already imported are skipped; exit status 1 if any was rejected.",
+    )
+    go.set_defaults(handler=_import_go)
+    go.add_argument("source_url", help="database URL of the Go tables")
+    go.add_argument("target_url", help="database URL to import into")
+    go.add_argument("--source-table", default="vault", help="Go vault table name")
+    go.add_argument(
+        "--source-meta-table", default="vault_meta", help="Go meta table name"
+    )
+    go.add_argument("--table", default="vault", help="target vault table name")
+    go.add_argument("--meta-table", default="vault_meta", help="target meta table name")
+    go.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="report what would be imported; change nothing",
+    )
+    go.add_argument("--quiet", action="store_true", help="hide the progress bar")
     return parser
 
 

@@ -29,6 +29,7 @@ from ._kdf import MEMLIMIT_MAX, OPSLIMIT_MAX, SALT_BYTES, KdfProfile
 
 VERSION = "vs1"
 ALGORITHM = "argon2id"
+PREFIX = f"{VERSION}:"
 NONCE_BYTES = nacl.secret.SecretBox.NONCE_SIZE
 _TAG_BYTES = nacl.secret.SecretBox.MACBYTES
 _PERSON = b"vaultstore.tok1"

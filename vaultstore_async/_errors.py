@@ -9,6 +9,7 @@ VaultStoreError
 ├── TokenExistsError
 ├── TokenExpiredError
 ├── DecryptionError
+├── GoSupportMissingError
 └── BackendError
 
 No message carries a password, a plaintext, a key or a ciphertext.
@@ -60,6 +61,10 @@ class DecryptionError(VaultStoreError):
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message or DECRYPTION_FAILED)
+
+
+class GoSupportMissingError(VaultStoreError):
+    """A Go VaultStore value was met but the `go` extra is not installed."""
 
 
 class BackendError(VaultStoreError):

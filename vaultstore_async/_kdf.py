@@ -7,7 +7,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import nacl.exceptions
 from nacl.pwhash import argon2id
@@ -83,6 +83,21 @@ class KdfProfile:
 
 
 DEFAULT_KDF = KdfProfile.preset("default")
+
+
+class OtherKdf(Protocol):
+    """A key derivation other than libsodium's, such as Go's multi-lane
+    Argon2id: hashable, with its memory cost in bytes."""
+
+    @property
+    def memlimit(self) -> int: ...
+
+    def derive(self, password: bytes, salt: bytes) -> bytes: ...
+
+    def __hash__(self) -> int: ...
+
+
+AnyKdf = KdfProfile | OtherKdf
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,16 +193,19 @@ class KdfExecutor:
         self._lock = threading.Lock()
         self.runs = 0
 
-    def _derive(self, password: bytes, salt: bytes, profile: KdfProfile) -> bytes:
+    def _derive(self, password: bytes, salt: bytes, profile: AnyKdf) -> bytes:
         reserved = self._budget.acquire(profile.memlimit)
         try:
-            key: bytes = argon2id.kdf(
-                KEY_BYTES,
-                password,
-                salt,
-                opslimit=profile.opslimit,
-                memlimit=profile.memlimit,
-            )
+            if isinstance(profile, KdfProfile):
+                key: bytes = argon2id.kdf(
+                    KEY_BYTES,
+                    password,
+                    salt,
+                    opslimit=profile.opslimit,
+                    memlimit=profile.memlimit,
+                )
+            else:
+                key = profile.derive(password, salt)
         except nacl.exceptions.CryptoError as exc:
             # The parameters are checked already, so libsodium fails here
             # when it cannot allocate memlimit bytes.
@@ -201,7 +219,7 @@ class KdfExecutor:
             self.runs += 1
         return key
 
-    async def derive(self, password: bytes, salt: bytes, profile: KdfProfile) -> bytes:
+    async def derive(self, password: bytes, salt: bytes, profile: AnyKdf) -> bytes:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._pool, self._derive, password, salt, profile

@@ -16,12 +16,12 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ._kdf import SALT_BYTES, KdfExecutor, KdfProfile
+from ._kdf import SALT_BYTES, AnyKdf, KdfExecutor, KdfProfile
 from ._stats import Stats
 
 _PROCESS_KEY = os.urandom(32)
 
-_CacheKey = tuple[bytes, int, int, bytes]
+_CacheKey = tuple[bytes, AnyKdf, bytes]
 
 
 def _password_tag(password: bytes) -> bytes:
@@ -98,13 +98,13 @@ class KeyRing:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
-    async def derive(self, password: bytes, salt: bytes, profile: KdfProfile) -> bytes:
+    async def derive(self, password: bytes, salt: bytes, profile: AnyKdf) -> bytes:
         """Return the Argon2id key for these inputs, from cache when possible.
 
         Concurrent requests for one key share a single derivation, which
         runs in its own task so a cancelled caller does not waste it.
         """
-        ckey = (salt, profile.opslimit, profile.memlimit, _password_tag(password))
+        ckey = (salt, profile, _password_tag(password))
         cached = self._get(ckey)
         if cached is not None:
             self._stats.key_cache_hits += 1
@@ -139,7 +139,7 @@ class KeyRing:
             done.exception()
 
     async def _run(
-        self, ckey: _CacheKey, password: bytes, salt: bytes, profile: KdfProfile
+        self, ckey: _CacheKey, password: bytes, salt: bytes, profile: AnyKdf
     ) -> bytes:
         key = await self._executor.derive(password, salt, profile)
         self._stats.key_derivations += 1

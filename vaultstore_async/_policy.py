@@ -75,11 +75,20 @@ def check_password_type(password: object, argument: str = "password") -> None:
         )
 
 
-def encode_password(password: str, argument: str = "password") -> bytes:
+class PasswordBytes(bytes):
+    """A password in UTF-8 after NFC normalisation. `as_typed` keeps the
+    UTF-8 of the text as given, which the Go library used unnormalised."""
+
+    as_typed: bytes
+
+
+def encode_password(password: str, argument: str = "password") -> PasswordBytes:
     """NFC-normalise and UTF-8 encode, so one typed password gives one key."""
     check_password_type(password, argument)
     try:
-        return unicodedata.normalize("NFC", password).encode("utf-8")
+        encoded = PasswordBytes(unicodedata.normalize("NFC", password).encode("utf-8"))
+        encoded.as_typed = password.encode("utf-8")
+        return encoded
     except UnicodeEncodeError:
         raise ValidationError(
             f"{argument} must be valid Unicode text (it contains a lone surrogate)"

@@ -13,7 +13,7 @@ from ._errors import ValidationError
 MAX_SETTING_BYTES = 1024 * 1024
 
 
-def _setting_value(value: object) -> str:
+def setting_value(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"value must be a str, got {type(value).__name__}")
     if "\x00" in value:
@@ -47,7 +47,7 @@ class SettingsOps(BatchOps):
         """Set a setting in one atomic upsert (never two rows for a key)."""
         self._require_open()
         key = check.identifier_text(key, "key", check.MAX_KEY_LENGTH)
-        value = _setting_value(value)
+        value = setting_value(value)
         await self._backend.execute(
             self._backend.dialect.upsert_setting(self._meta),
             {"key": key, "value": value, "now": self._db_time(self._now())},

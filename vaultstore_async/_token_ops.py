@@ -129,7 +129,7 @@ class TokenOps(StoreBase):
 
     async def _live_row(self, token: str) -> Any:
         return await self._backend.fetch_one(
-            f"SELECT id, vault_value, expires_at FROM {self._vault}"
+            f"SELECT id, vault_token, vault_value, expires_at FROM {self._vault}"
             " WHERE vault_token = :token AND soft_deleted_at IS NULL",
             {"token": token},
         )
@@ -153,6 +153,8 @@ class TokenOps(StoreBase):
         expires = self._py_time(row["expires_at"])
         if expires is not None and expires <= self._now():
             raise TokenExpiredError("token has expired")
+        if self._upgrade_on_read:
+            await self._upgrade_read([(row, value)], secret)
         return value
 
     async def update_token(

@@ -1,0 +1,334 @@
+"""Importing a Go VaultStore table into this store."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import databases
+
+from . import _validate as check
+from ._backend import Backend, UniqueViolation
+from ._base import _table_name
+from ._errors import ValidationError
+from ._goimport import (
+    GoImportRejection,
+    GoImportReport,
+    ImportRow,
+    RowRejected,
+    convert_row,
+    row_label,
+)
+from ._settings import SettingsOps, setting_value
+from ._stats import Stats
+from ._tokens import generate_id
+
+logger = logging.getLogger("vaultstore_async")
+
+IMPORT_PAGE = 500
+Progress = Callable[[int, int], Any]
+
+
+class _Source:
+    """Read access to the Go tables."""
+
+    def __init__(self, backend: Backend, table: str, meta: str) -> None:
+        self.backend = backend
+        self.table = backend.dialect.quote(table)
+        self.meta = backend.dialect.quote(meta)
+        self.meta_name = meta
+
+    async def count(self) -> int:
+        row = await self.backend.fetch_one(f"SELECT COUNT(*) AS n FROM {self.table}")
+        return int(row["n"]) if row is not None else 0
+
+    async def _rows(self, sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = await self.backend.fetch_all(sql, values)
+        # Plain dicts with lower-case names: `SELECT *` returns whatever
+        # columns this table has, and a Go table from before expiry existed
+        # has no expires_at. Iterating a row gives values, hence keys().
+        return [
+            {key.lower(): row[key] for key in row.keys()}  # noqa: SIM118
+            for row in rows
+        ]
+
+    async def page(self, after: str | None) -> list[dict[str, Any]]:
+        where = "id IS NOT NULL" if after is None else "id > :after"
+        values = {} if after is None else {"after": after}
+        return await self._rows(
+            f"SELECT * FROM {self.table} WHERE {where} ORDER BY id LIMIT {IMPORT_PAGE}",
+            values,
+        )
+
+    async def rows_without_id(self, after: str | None) -> list[dict[str, Any]]:
+        where = "" if after is None else " AND vault_token > :after"
+        values = {} if after is None else {"after": after}
+        return await self._rows(
+            f"SELECT * FROM {self.table} WHERE id IS NULL{where}"
+            f" ORDER BY vault_token LIMIT {IMPORT_PAGE}",
+            values,
+        )
+
+    async def settings(self) -> list[Mapping[str, Any]] | None:
+        if not await self.backend.table_exists(self.meta_name):
+            return None
+        return await self.backend.fetch_all(
+            f"SELECT meta_key, meta_value FROM {self.meta}"
+            " WHERE object_type = 'vault' AND object_id = 'settings' ORDER BY id"
+        )
+
+
+class GoOps(SettingsOps):
+    async def import_go(
+        self,
+        source: str | databases.Database,
+        *,
+        source_table: str = "vault",
+        source_meta_table: str = "vault_meta",
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> GoImportReport:
+        """Copy every row and vault setting of a Go VaultStore table into
+        this store, with tokens and stored values unchanged.
+
+        Times, expiry and soft deletion carry over (see README, "Moving from
+        Go VaultStore"); a row Go could no longer read stays unreadable
+        here. Rows whose token this store already holds under the same id
+        or value are skipped, so running it again imports only what is new.
+        Rows that cannot be carried over faithfully are listed in the
+        report's `rejected` with the reason and left out. `progress`, if
+        given, is called after each page with (rows examined, total rows).
+        No password is needed: values are read later through `read_token`
+        and the other read methods, or re-encrypted with `upgrade_format`.
+
+        Raises:
+            ValidationError: an argument is invalid, the source table does
+                not exist, or it is this store's own table.
+            StoreClosedError, BackendError: as for every operation.
+        """
+        self._require_open()
+        source_name = _table_name(source_table, "source_table")
+        source_meta = _table_name(source_meta_table, "source_meta_table")
+        dry_run = check.flag(dry_run, "dry_run")
+        if progress is not None and not callable(progress):
+            raise ValidationError("progress must be callable or None")
+        backend = Backend(source, Stats())
+        if backend.url_for_logs == self._backend.url_for_logs and (
+            source_name.lower() in (self._names.vault.lower(), self._names.meta.lower())
+        ):
+            raise ValidationError(
+                "source_table must not be this store's own table; import into"
+                " other table names"
+            )
+        await backend.connect()
+        try:
+            if not await backend.table_exists(source_name):
+                raise ValidationError(
+                    f"source_table {source_name!r} does not exist in the source"
+                    " database"
+                )
+            return await self._import_from(
+                _Source(backend, source_name, source_meta), dry_run, progress
+            )
+        finally:
+            await backend.close()
+
+    async def _import_from(
+        self, source: _Source, dry_run: bool, progress: Progress | None
+    ) -> GoImportReport:
+        report = GoImportReport(dry_run=dry_run)
+        ready = await self._backend.table_exists(self._names.vault)
+        if not ready and not dry_run:
+            raise ValidationError(
+                "the target tables do not exist; connect with automigrate=True"
+                " or run migrate() first"
+            )
+        total = await source.count()
+        now = self._now()
+        after: str | None = None
+        while True:
+            page = await source.page(after)
+            if not page:
+                break
+            after = page[-1]["id"]
+            await self._import_page(page, now, report, ready)
+            await _report_progress(progress, report.examined, total)
+        after = None
+        while True:
+            page = await source.rows_without_id(after)
+            if not page:
+                break
+            after = page[-1]["vault_token"]
+            await self._import_page(page, now, report, ready)
+            await _report_progress(progress, report.examined, total)
+            if after is None or len(page) < IMPORT_PAGE:
+                break
+        await self._import_settings(source, report, ready)
+        logger.info("Go import: %s", report.summary())
+        return report
+
+    async def _import_page(
+        self,
+        page: list[dict[str, Any]],
+        now: datetime,
+        report: GoImportReport,
+        ready: bool,
+    ) -> None:
+        rows: list[ImportRow] = []
+        for raw in page:
+            try:
+                rows.append(convert_row(raw, now))
+            except RowRejected as exc:
+                report.rejected.append(GoImportRejection(row_label(raw), str(exc)))
+        if ready:
+            rows = await self._drop_known(rows, report)
+        if report.dry_run:
+            report.imported += len(rows)
+            return
+        if not rows:
+            return
+        try:
+            async with self._backend.transaction():
+                for row in rows:
+                    await self._insert_row(row)
+            report.imported += len(rows)
+        except UniqueViolation:
+            # Another writer, or a duplicate inside the source, took a token
+            # or id after the check: go row by row to sort them out.
+            for row in rows:
+                await self._import_one(row, report)
+
+    async def _drop_known(
+        self, rows: list[ImportRow], report: GoImportReport
+    ) -> list[ImportRow]:
+        """Skip rows already imported; reject rows whose token or id another
+        target row holds."""
+        if not rows:
+            return rows
+        by_token = await self._target_rows("vault_token", [row.token for row in rows])
+        by_id = await self._target_rows("id", [row.id for row in rows if row.id])
+        fresh = []
+        for row in rows:
+            held = by_token.get(row.token)
+            if held is not None:
+                if held["id"] == row.id or held["vault_value"] == row.value:
+                    report.skipped += 1
+                else:
+                    report.rejected.append(
+                        GoImportRejection(
+                            _label(row), "the target holds the token under another id"
+                        )
+                    )
+            elif row.id in by_id:
+                if row.id_generated:
+                    fresh.append(_with_new_id(row))
+                else:
+                    report.rejected.append(
+                        GoImportRejection(
+                            _label(row), "the target holds the id with another token"
+                        )
+                    )
+            else:
+                fresh.append(row)
+        return fresh
+
+    async def _target_rows(
+        self, column: str, keys: list[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        if not keys:
+            return {}
+        names = {f"k{index}": key for index, key in enumerate(keys)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        found = await self._backend.fetch_all(
+            f"SELECT id, vault_token, vault_value FROM {self._vault}"
+            f" WHERE {column} IN ({placeholders})",
+            names,
+        )
+        return {row[column]: row for row in found}
+
+    async def _insert_row(self, row: ImportRow) -> None:
+        await self._backend.execute(
+            f"INSERT INTO {self._vault} (id, vault_token, vault_value, created_at,"
+            " updated_at, expires_at, soft_deleted_at) VALUES (:id, :token,"
+            " :value, :created_at, :updated_at, :expires_at, :soft_deleted_at)",
+            {
+                "id": row.id,
+                "token": row.token,
+                "value": row.value,
+                "created_at": self._db_time(row.created_at),
+                "updated_at": self._db_time(row.updated_at),
+                "expires_at": self._db_time(row.expires_at),
+                "soft_deleted_at": self._db_time(row.soft_deleted_at),
+            },
+        )
+
+    async def _import_one(self, row: ImportRow, report: GoImportReport) -> None:
+        fresh = await self._drop_known([row], report)
+        if not fresh:
+            return
+        try:
+            await self._insert_row(fresh[0])
+        except UniqueViolation:
+            report.rejected.append(
+                GoImportRejection(
+                    _label(row), "the token or id appears twice in the source"
+                )
+            )
+            return
+        report.imported += 1
+
+    async def _import_settings(
+        self, source: _Source, report: GoImportReport, ready: bool
+    ) -> None:
+        rows = await source.settings()
+        if rows is None:
+            logger.info("Go import: no %s table, so no settings", source.meta_name)
+            return
+        seen: set[str] = set()
+        for row in rows:
+            key, value = row["meta_key"], row["meta_value"]
+            if value is None:
+                value = ""
+            label = f"setting {str(key)[:80]!r}"
+            if isinstance(key, str) and key in seen:
+                continue  # Go reads the first row of a key and ignores the rest
+            try:
+                key = check.identifier_text(key, "meta_key", check.MAX_KEY_LENGTH)
+                value = setting_value(value)
+            except ValidationError as exc:
+                report.rejected.append(GoImportRejection(label, str(exc)))
+                continue
+            seen.add(key)
+            current = await self.get_setting(key) if ready else None
+            if current is None:
+                if not report.dry_run:
+                    await self.set_setting(key, value)
+                report.settings_imported += 1
+            elif current == value:
+                report.settings_skipped += 1
+            else:
+                report.rejected.append(
+                    GoImportRejection(label, "the target has another value for it")
+                )
+
+
+def _label(row: ImportRow) -> str:
+    if row.id_generated:
+        return f"row with token {row.token[:80]}"
+    return f"row {row.id[:80]}"
+
+
+def _with_new_id(row: ImportRow) -> ImportRow:
+    return replace(row, id=generate_id())
+
+
+async def _report_progress(progress: Progress | None, done: int, total: int) -> None:
+    if progress is None:
+        return
+    outcome = progress(done, total)
+    if inspect.isawaitable(outcome):
+        await outcome

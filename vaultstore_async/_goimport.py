@@ -1,0 +1,228 @@
+"""Turning rows of a Go VaultStore table into rows of this library's table.
+
+Go tables keep times as text `YYYY-MM-DD HH:MM:SS` in UTC (or as DATETIME
+on MySQL), use `9999-12-31 23:59:59` for "never expires" and "not
+deleted", and treat a row as live only while `soft_deleted_at` is later
+than now. Here expiry and deletion are NULL when unset, so each row is
+mapped with these rules:
+
+- expires_at: the sentinel, NULL or empty means never.
+- soft_deleted_at: the sentinel means live. A past time means deleted then.
+  NULL or empty means deleted now, because Go's `soft_deleted_at > now`
+  never held for it and the row was hidden. A future time (Go's scheduled
+  deletion) keeps the row live and makes it expire then, if it did not
+  expire earlier.
+- created_at / updated_at: NULL or empty takes the other one, or the
+  import time.
+
+A time that does not parse rejects the row rather than guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from . import _goformat
+from . import _validate as check
+from ._errors import DecryptionError, ValidationError
+from ._tokens import generate_id
+
+SENTINEL = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_GO_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]00:?00)?"
+)
+_ZERO_DATES = {"0000-00-00 00:00:00", "0000-00-00"}
+_MAX_STORED = check.MAX_VALUE_BYTES * 2
+
+
+class _Empty:
+    """NULL, an empty string or MySQL's zero date."""
+
+
+EMPTY = _Empty()
+
+
+class RowRejected(Exception):
+    """A source row cannot be imported; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class GoImportRejection:
+    """A source row or setting that was not imported, and why.
+
+    `source` names it by id (or by token when the id is missing), or as
+    `setting <key>`; it never holds a value.
+    """
+
+    source: str
+    reason: str
+
+
+@dataclass(slots=True)
+class GoImportReport:
+    """What an import did, or would do with `dry_run`."""
+
+    dry_run: bool
+    imported: int = 0
+    skipped: int = 0
+    settings_imported: int = 0
+    settings_skipped: int = 0
+    rejected: list[GoImportRejection] = field(default_factory=list)
+
+    @property
+    def examined(self) -> int:
+        """Source rows looked at (settings not included)."""
+        return self.imported + self.skipped + self.rows_rejected
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(1 for item in self.rejected if not item.source.startswith("setting"))
+
+    def summary(self) -> str:
+        """One line for people, e.g. for the end of a command-line run."""
+        verb = "would import" if self.dry_run else "imported"
+        settings_rejected = len(self.rejected) - self.rows_rejected
+        return (
+            f"{verb} {self.imported} rows, skipped {self.skipped} already"
+            f" imported, rejected {self.rows_rejected}; settings: {verb}"
+            f" {self.settings_imported}, skipped {self.settings_skipped},"
+            f" rejected {settings_rejected}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRow:
+    """A source row converted to this library's columns."""
+
+    id: str
+    token: str
+    value: str = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    soft_deleted_at: datetime | None
+    id_generated: bool
+
+
+def go_time(value: object, column: str) -> datetime | _Empty:
+    """Parse one Go timestamp column into an aware UTC time or EMPTY."""
+    if value is None:
+        return EMPTY
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise RowRejected(f"{column} is not a time") from None
+    if not isinstance(value, str):
+        raise RowRejected(f"{column} is not a time")
+    text = value.strip()
+    if text == "" or text in _ZERO_DATES:
+        return EMPTY
+    match = _GO_TIME.fullmatch(text)
+    if match is None:
+        raise RowRejected(f"{column} is not a time in the Go format")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction = match.group(7)
+    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+    except ValueError:
+        raise RowRejected(f"{column} is not a valid date") from None
+
+
+def _is_set(value: datetime | _Empty) -> bool:
+    return isinstance(value, datetime) and value < SENTINEL
+
+
+def convert_row(row: Mapping[str, Any], now: datetime) -> ImportRow:
+    """Map one Go row to this library's columns; raise RowRejected with the
+    reason when that cannot be done faithfully."""
+    raw_id = row.get("id")
+    id_generated = raw_id is None or raw_id == ""
+    row_id = generate_id() if id_generated else raw_id
+    if isinstance(row_id, int) and not isinstance(row_id, bool):
+        row_id = str(row_id)
+    try:
+        row_id = check.identifier_text(row_id, "id", check.MAX_KEY_LENGTH)
+    except ValidationError as exc:
+        raise RowRejected(str(exc)) from None
+    token = row.get("vault_token")
+    try:
+        token = check.token(token, "vault_token")
+    except ValidationError as exc:
+        raise RowRejected(str(exc)) from None
+    value = _go_value(row.get("vault_value"))
+
+    created = go_time(row.get("created_at"), "created_at")
+    updated = go_time(row.get("updated_at"), "updated_at")
+    expires = go_time(row.get("expires_at"), "expires_at")
+    deleted = go_time(row.get("soft_deleted_at"), "soft_deleted_at")
+
+    created_at = _first_time(created, updated, now)
+    updated_at = _first_time(updated, created, now)
+    expires_at = expires if isinstance(expires, datetime) and _is_set(expires) else None
+    soft_deleted_at: datetime | None
+    if isinstance(deleted, _Empty):
+        soft_deleted_at = now
+    elif not _is_set(deleted):
+        soft_deleted_at = None
+    elif deleted <= now:
+        soft_deleted_at = deleted
+    else:
+        soft_deleted_at = None
+        if expires_at is None or deleted < expires_at:
+            expires_at = deleted
+    return ImportRow(
+        id=row_id,
+        token=token,
+        value=value,
+        created_at=created_at,
+        updated_at=updated_at,
+        expires_at=expires_at,
+        soft_deleted_at=soft_deleted_at,
+        id_generated=id_generated,
+    )
+
+
+def _first_time(
+    first: datetime | _Empty, second: datetime | _Empty, now: datetime
+) -> datetime:
+    for value in (first, second):
+        if _is_set(value):
+            assert isinstance(value, datetime)
+            return value
+    return now
+
+
+def _go_value(value: object) -> str:
+    if not isinstance(value, str) or value == "":
+        raise RowRejected("vault_value is empty")
+    if len(value) > _MAX_STORED:
+        raise RowRejected("vault_value is longer than any value this library reads")
+    if not _goformat.is_go_value(value):
+        raise RowRejected("vault_value is not in a Go VaultStore format")
+    if value.startswith(_goformat.V2_PREFIX):
+        try:
+            _goformat.parse_v2(value)
+        except DecryptionError:
+            raise RowRejected("vault_value is a damaged v2 value") from None
+    return value
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """Name a source row in a report: by id, or by token without one."""
+    raw_id = row.get("id")
+    if raw_id not in (None, ""):
+        return f"row {str(raw_id)[:80]}"
+    token = row.get("vault_token")
+    if isinstance(token, str) and token:
+        return f"row with token {token[:80]}"
+    return "row without id or token"
