@@ -1172,6 +1172,184 @@ async def memory_kdf(ctx: Context) -> list[MemoryResult]:
     return [await measure_memory(name, 0, derive, False)]
 
 
+# Go VaultStore tables
+
+GO_VECTORS = Path(__file__).resolve().parent.parent / "tests" / "data"
+GO_PASSWORD = "pw-sixteen-chars"
+GO_TIME = "2024-05-06 07:08:09"
+GO_NEVER = "9999-12-31 23:59:59"
+
+
+def go_values(preset: str) -> list[str]:
+    """Return the Go library's own `v2:` values under GO_PASSWORD."""
+    data = json.loads((GO_VECTORS / "go_vaultstore_vectors.json").read_text())
+    return [
+        str(vector["stored"])
+        for vector in data["vectors"]
+        if vector["preset"] == preset and vector["password"] == GO_PASSWORD
+    ]
+
+
+async def create_go_table(ctx: Context, name: str, rows: int) -> str:
+    """Create a Go-shaped table of `rows` rows with text timestamps; return
+    its name. Setup only."""
+    table = ctx.table(name)
+    await ctx.db.execute(
+        f"CREATE TABLE {table} (id VARCHAR(40) NOT NULL PRIMARY KEY,"
+        " vault_token VARCHAR(40) NOT NULL UNIQUE, vault_value TEXT NOT NULL,"
+        " created_at VARCHAR(19), updated_at VARCHAR(19), expires_at VARCHAR(19),"
+        " soft_deleted_at VARCHAR(19))"
+    )
+    value = go_values("default")[1]
+    template = {
+        "vault_value": value,
+        "created_at": GO_TIME,
+        "updated_at": GO_TIME,
+        "expires_at": GO_NEVER,
+        "soft_deleted_at": GO_NEVER,
+    }
+    await ctx.insert_copies(table, template, rows)
+    return table
+
+
+async def raw_copy(ctx: Context, source: str, target: str) -> int:
+    """Copy the Go table page by page (500 rows by id) into a store table
+    with one INSERT per row and one transaction per page, converting the
+    text times: what an import does without its checks."""
+    copied = 0
+    last = ""
+    for _ in range(MAX_RAW_PAGES):
+        rows = await ctx.db.fetch_all(
+            f"SELECT * FROM {source} WHERE id > :last ORDER BY id"
+            f" LIMIT {RAW_PAGE_ROWS}",
+            {"last": last},
+        )
+        if not rows:
+            break
+        async with ctx.db.transaction():
+            for row in rows:
+                created = datetime.fromisoformat(str(row["created_at"]) + "+00:00")
+                await ctx.db.execute(
+                    f"INSERT INTO {target} ({', '.join(VAULT_COLUMNS)}) VALUES"
+                    " (:id, :token, :value, :created, :created, NULL, NULL)",
+                    {
+                        "id": row["id"],
+                        "token": row["vault_token"],
+                        "value": row["vault_value"],
+                        "created": db_time(ctx.dialect, created),
+                    },
+                )
+        copied += len(rows)
+        last = str(rows[-1]["id"])
+    return copied
+
+
+async def bench_go_import(ctx: Context) -> list[Result]:
+    rows = ctx.sizes.change_rows
+    source = await create_go_table(ctx, "gosrc", rows)
+    ours: list[float] = []
+    raw: list[float] = []
+    counts: dict[str, int] = {}
+    imported: list[int] = []
+    for round_index in range(ctx.sizes.repeats):
+
+        async def store_side(round_index: int = round_index) -> None:
+            async with ctx.store(f"goimp{round_index}") as store:
+                before = store.stats()
+                call = partial(store.import_go, ctx.url, source_table=source)
+                seconds, report = await time_one(call)
+                ours.append(seconds)
+                imported.append(report.imported)
+                add_counts(counts, stats_delta(before, store.stats()))
+
+        async def raw_side(round_index: int = round_index) -> None:
+            name = f"goraw{round_index}"
+            await ctx.create_schema(name)
+            call = partial(raw_copy, ctx, source, ctx.table(name))
+            seconds, _ = await time_one(call)
+            raw.append(seconds)
+
+        sides = (
+            (store_side, raw_side) if alternate(round_index) else (raw_side, store_side)
+        )
+        for side in sides:
+            await side()
+    note = (
+        f"rows imported per call: {sorted(set(imported))}; raw: page by id and"
+        " INSERT each row, one transaction per page"
+    )
+    return [
+        Result(
+            f"import_go {rows:,} rows",
+            "go_import",
+            ours,
+            counts,
+            raw,
+            note=note,
+            extra={"rows": rows},
+        )
+    ]
+
+
+async def bench_go_read(ctx: Context) -> list[Result]:
+    count = ctx.sizes.single_ops
+    values = go_values("default")
+    source = ctx.table("goread")
+    await ctx.db.execute(
+        f"CREATE TABLE {source} (id VARCHAR(40) NOT NULL PRIMARY KEY,"
+        " vault_token VARCHAR(40) NOT NULL UNIQUE, vault_value TEXT NOT NULL,"
+        " created_at VARCHAR(19), updated_at VARCHAR(19), expires_at VARCHAR(19),"
+        " soft_deleted_at VARCHAR(19))"
+    )
+    for index, value in enumerate(values):
+        await ctx.db.execute(
+            f"INSERT INTO {source} VALUES (:id, :token, :value, :t, :t, :never,"
+            " :never)",
+            {
+                "id": f"{index:032d}",
+                "token": f"tk_go_{index:02d}",
+                "value": value,
+                "t": GO_TIME,
+                "never": GO_NEVER,
+            },
+        )
+    results = []
+    for presets in (("default",), ("lightweight", "default")):
+        async with ctx.store("goread_dst", go_presets=presets) as store:
+            await store.import_go(ctx.url, source_table=source)
+            tokens = [f"tk_go_{index % len(values):02d}" for index in range(count)]
+
+            async def cold_read(
+                index: int, store: AsyncStore = store, tokens: list[str] = tokens
+            ) -> str:
+                # A cleared cache makes every read derive its key again.
+                store.clear_key_cache()
+                return await store.read_token(tokens[index], GO_PASSWORD)
+
+            before = store.stats()
+            samples = await time_calls(cold_read, count)
+            counts = stats_delta(before, store.stats())
+        baseline = await time_calls(
+            lambda index, tokens=tokens: ctx.db.fetch_one(
+                raw_select_sql(ctx.table("goread_dst")), {"token": tokens[index]}
+            ),
+            count,
+        )
+        label = ", ".join(presets)
+        results.append(
+            Result(
+                f"cold read of a Go v2 value, go_presets=({label})",
+                "go_read",
+                samples,
+                counts,
+                baseline,
+                note="Go default preset (3 passes, 64 MiB, 4 lanes), key cache"
+                " cleared before each read; raw: the same SELECT",
+            )
+        )
+    return results
+
+
 TIMED_SECTIONS: dict[str, Callable[[Context], Awaitable[list[Any]]]] = {
     "create": bench_create,
     "cold_read": bench_cold_read,
@@ -1181,6 +1359,8 @@ TIMED_SECTIONS: dict[str, Callable[[Context], Awaitable[list[Any]]]] = {
     "sweep": bench_sweep,
     "change_password": bench_change_password,
     "lag": bench_lag,
+    "go_import": bench_go_import,
+    "go_read": bench_go_read,
 }
 MEMORY_SECTIONS: dict[str, Callable[[Context], Awaitable[list[Any]]]] = {
     "kdf": memory_kdf,

@@ -52,7 +52,7 @@ async def go_tables(cli_url: str) -> AsyncIterator[list[str]]:
         await drop_go_tables(cli_url, vault, meta)
 
 
-async def test_import_go_reports_and_is_idempotent(
+async def test_import_go_cli_idempotent(
     cli_url: str, cli_tables: list[str], go_tables: list[str]
 ) -> None:
     dry = vaultstore(

@@ -7,10 +7,13 @@ left unchecked (it panicked on them).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import sys
+from pathlib import Path
 
+import databases
 import pytest
 from _go_helpers import legacy_encode, legacy_wrap, vectors
 from hypothesis import given, settings
@@ -20,6 +23,7 @@ from vaultstore_async import (
     AsyncStore,
     DecryptionError,
     GoSupportMissingError,
+    KdfProfile,
     ValidationError,
     VaultStoreError,
 )
@@ -74,13 +78,13 @@ def test_every_vector_decodes(vector: dict[str, object]) -> None:
     [v for v in VECTORS if v["plaintext"] == "hello"],
     ids=_id,
 )
-def test_a_wrong_password_fails_for_every_format(vector: dict[str, object]) -> None:
+def test_wrong_password_fails_every_format(vector: dict[str, object]) -> None:
     preset = go.GO_PRESETS.get(str(vector["preset"]))
     with pytest.raises(DecryptionError):
         decode(str(vector["stored"]), str(vector["password"]) + "x", preset)
 
 
-def test_legacy_encoder_of_the_tests_matches_the_go_vectors() -> None:
+def test_legacy_encoder_matches_vectors() -> None:
     # Each legacy vector decodes, and so does our own encoding of the same
     # plaintext, so the crafted inputs below exercise the real format.
     for vector in VECTORS:
@@ -119,16 +123,16 @@ CRAFTED = {
 
 
 @pytest.mark.parametrize("stored", CRAFTED.values(), ids=CRAFTED.keys())
-def test_crafted_legacy_values_raise_decryption_error(stored: str) -> None:
+def test_crafted_legacy_values_rejected(stored: str) -> None:
     with pytest.raises(DecryptionError):
         go.open_legacy(stored, PASSWORD.encode())
 
 
-def test_a_legacy_length_of_zero_gives_an_empty_value() -> None:
+def test_legacy_zero_length_is_empty() -> None:
     assert go.open_legacy(_framed(b"0", INNER), PASSWORD.encode()) == b""
 
 
-def test_a_signed_legacy_length_reads_as_go_reads_it() -> None:
+def test_legacy_signed_length_accepted() -> None:
     assert go.open_legacy(_framed(b"+16", INNER), PASSWORD.encode()) == b"secret value"
 
 
@@ -143,12 +147,12 @@ CRAFTED_V2 = {
 
 
 @pytest.mark.parametrize("stored", CRAFTED_V2.values(), ids=CRAFTED_V2.keys())
-def test_crafted_v2_values_raise_decryption_error(stored: str) -> None:
+def test_crafted_v2_values_rejected(stored: str) -> None:
     with pytest.raises(DecryptionError):
         go.parse_v2(stored)
 
 
-def test_a_non_utf8_go_plaintext_is_reported_without_content() -> None:
+def test_non_utf8_plaintext_hides_content() -> None:
     with pytest.raises(DecryptionError, match="not UTF-8") as caught:
         go.utf8_text(b"\xff\xfesecret")
     assert "secret" not in str(caught.value)
@@ -159,7 +163,7 @@ FAST = go.GoArgon2(time=1, memory_kib=8, lanes=1)
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=300))
-def test_any_text_opens_or_raises_decryption_error(stored: str) -> None:
+def test_arbitrary_text_only_decryption_error(stored: str) -> None:
     try:
         if stored.startswith(go.V2_PREFIX):
             value = go.parse_v2(stored)
@@ -176,7 +180,7 @@ def test_any_text_opens_or_raises_decryption_error(stored: str) -> None:
     st.binary(max_size=200),
     st.binary(max_size=60),
 )
-def test_any_framed_legacy_content_opens_or_raises_decryption_error(
+def test_framed_legacy_only_decryption_error(
     length: bytes, inner: bytes, padding: bytes
 ) -> None:
     stored = legacy_wrap(length + b"_" + inner + padding, PASSWORD)
@@ -189,7 +193,7 @@ def test_any_framed_legacy_content_opens_or_raises_decryption_error(
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
-def test_any_base64_body_opens_or_raises_decryption_error(body: bytes) -> None:
+def test_base64_bodies_only_decryption_error(body: bytes) -> None:
     stored = base64.urlsafe_b64encode(body).decode("ascii")
     if stored:
         with contextlib.suppress(DecryptionError):
@@ -233,7 +237,7 @@ def test_go_presets_take_names_and_tuples() -> None:
     assert go.GO_PRESETS["high"] == go.GoArgon2(time=4, memory_kib=131072, lanes=4)
 
 
-def test_without_the_extra_a_clear_error_names_it(
+def test_missing_extra_names_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "argon2", None)
@@ -244,3 +248,65 @@ def test_without_the_extra_a_clear_error_names_it(
     with pytest.raises(GoSupportMissingError, match="'go' extra"):
         go.require_support()
     assert issubclass(GoSupportMissingError, VaultStoreError)
+
+
+def _go_shaped() -> st.SearchStrategy[str]:
+    """Values that reach the Go decoders: legacy base64, framed legacy
+    content under the right password, and `v2:` bodies."""
+    legacy = st.binary(max_size=200).map(
+        lambda data: base64.urlsafe_b64encode(data).decode("ascii")
+    )
+    framed = st.tuples(
+        st.binary(max_size=30), st.binary(max_size=120), st.binary(max_size=40)
+    ).map(lambda parts: legacy_wrap(parts[0] + b"_" + parts[1] + parts[2], PASSWORD))
+    v2 = st.binary(max_size=120).map(
+        lambda data: "v2:" + base64.urlsafe_b64encode(data).decode("ascii")
+    )
+    return st.one_of(legacy, framed, v2).filter(bool)
+
+
+def test_store_reads_crafted_rows(tmp_path: Path) -> None:
+    # Every planted value either opens or raises one of our exceptions;
+    # nothing else escapes read_token, read_tokens or upgrade_format.
+    runner = asyncio.Runner()
+    url = f"sqlite:///{tmp_path / 'crafted.db'}"
+    store = AsyncStore(
+        url,
+        kdf=KdfProfile.preset("insecure_fast_for_tests"),
+        go_presets=((1, 8, 1),),
+        table_name="crafted",
+        meta_table_name="crafted_meta",
+    )
+    runner.run(store.connect())
+    runner.run(store.create_custom_token("tk_crafted", "base", PASSWORD))
+    failures: list[str] = []
+
+    async def plant_and_read(stored: str) -> None:
+        async with databases.Database(url) as db:
+            await db.execute(
+                "UPDATE crafted SET vault_value = :value WHERE vault_token = :token",
+                {"value": stored, "token": "tk_crafted"},
+            )
+        for call in (
+            lambda: store.read_token("tk_crafted", PASSWORD),
+            lambda: store.read_tokens(["tk_crafted"], PASSWORD),
+            lambda: store.upgrade_format(PASSWORD),
+        ):
+            try:
+                await call()
+            except (DecryptionError, GoSupportMissingError):
+                pass
+            except Exception as exc:
+                failures.append(f"{stored!r}: {type(exc).__name__}: {exc}")
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(_go_shaped())
+    def check(stored: str) -> None:
+        runner.run(plant_and_read(stored))
+
+    try:
+        check()
+    finally:
+        runner.run(store.close())
+        runner.close()
+    assert failures == []

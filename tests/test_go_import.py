@@ -173,7 +173,7 @@ async def test_import_reads_every_vector_back(
     assert await store.list_settings() == {"owner": "payments", "region": "eu-west"}
 
 
-async def test_batch_reads_and_resolved_maps_decode_go_values(
+async def test_batch_reads_decode_go_values(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await fill(go_source, with_rejects=False)
@@ -227,7 +227,7 @@ async def test_expiry_and_soft_deletion_carry_over(
     assert sentinel.created_at == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
-async def test_null_and_empty_timestamps_never_revive_a_secret(
+async def test_null_timestamps_never_revive_secrets(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await fill(go_source, with_rejects=False)
@@ -255,7 +255,7 @@ async def test_null_and_empty_timestamps_never_revive_a_secret(
     assert empty.created_at == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
-async def test_rows_that_cannot_carry_over_are_reported(
+async def test_unconvertible_rows_are_reported(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await fill(go_source)
@@ -275,7 +275,7 @@ async def test_rows_that_cannot_carry_over_are_reported(
         assert "hello" not in item.reason and "v2:" not in item.reason
 
 
-async def test_running_the_import_again_skips_what_is_there(
+async def test_second_import_skips_existing_rows(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await fill(go_source)
@@ -295,7 +295,7 @@ async def test_running_the_import_again_skips_what_is_there(
     assert await store.read_token("tk_new", PW_A) == "hello"
 
 
-async def test_a_token_held_by_another_row_is_rejected_not_overwritten(
+async def test_token_clash_rejected_not_overwritten(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     store = await target(make_store)
@@ -307,7 +307,7 @@ async def test_a_token_held_by_another_row_is_rejected_not_overwritten(
     await insert_go_setting(go_source.url, go_source.meta, "owner", "theirs")
     report = await run_import(store, go_source)
     assert [(r.source, r.reason) for r in report.rejected] == [
-        ("row 6000", "the target holds the token under another id"),
+        ("row 6000", "the target already has the token under another id"),
         ("setting 'owner'", "the target has another value for it"),
     ]
     assert await store.read_token("tk_clash", "a long enough password") == "ours"
@@ -328,7 +328,7 @@ async def test_dry_run_changes_nothing(
     assert (real.imported, real.rows_rejected) == (dry.imported, dry.rows_rejected)
 
 
-async def test_upgrade_format_reencrypts_only_rows_the_password_opens(
+async def test_upgrade_format_only_matching_rows(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await fill(go_source, with_rejects=False)
@@ -364,7 +364,7 @@ async def test_upgrade_format_reencrypts_only_rows_the_password_opens(
     assert utc_time(deleted["soft_deleted_at"]) == datetime(2020, 1, 1, tzinfo=UTC)
 
 
-async def test_upgrade_on_read_rewrites_each_go_row_it_opens(
+async def test_upgrade_on_read_rewrites_rows(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await insert_go_rows(
@@ -393,7 +393,7 @@ async def test_upgrade_on_read_rewrites_each_go_row_it_opens(
     assert await store.read_token("tk_two", PW_A) == "hello"
 
 
-async def test_a_password_go_hashed_unnormalised_still_opens(
+async def test_unnormalised_go_password_opens(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     # Go hashed the UTF-8 of the password as typed; this library hashes its
@@ -411,7 +411,7 @@ async def test_a_password_go_hashed_unnormalised_still_opens(
         await store.read_token("tk_nfd", "cafe password of some length")
 
 
-async def test_reads_leave_go_rows_alone_by_default(
+async def test_reads_keep_go_rows_by_default(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await insert_go_rows(
@@ -423,7 +423,7 @@ async def test_reads_leave_go_rows_alone_by_default(
     assert await stored_value(go_source.url, store.table_name, "tk_one") == HELLO_A
 
 
-async def test_update_and_change_password_write_this_librarys_format(
+async def test_update_and_rekey_write_vs1(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await insert_go_rows(
@@ -444,7 +444,7 @@ async def test_update_and_change_password_write_this_librarys_format(
     assert await store.read_token("tk_upd", PW_B) == "new value"
 
 
-async def test_upgrade_does_not_overwrite_a_concurrent_update(
+async def test_upgrade_keeps_concurrent_update(
     make_store: MakeStore, go_source: GoSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_go_rows(
@@ -472,7 +472,7 @@ async def test_upgrade_does_not_overwrite_a_concurrent_update(
     assert await store.read_token("tk_calm", PW_A) == "hello"
 
 
-async def test_go_values_without_the_extra_raise_a_clear_error(
+async def test_missing_extra_clear_error(
     make_store: MakeStore, go_source: GoSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await insert_go_rows(
@@ -507,7 +507,7 @@ async def test_source_checks_name_the_argument(
         await store.import_go(go_source.url, source_table=go_source.vault, progress=3)
 
 
-async def test_a_source_without_a_meta_table_imports_rows_only(
+async def test_source_without_meta_table(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
     await insert_go_rows(
@@ -541,7 +541,7 @@ async def test_many_rows_import_in_pages(
     assert await store.count_records() == 1203
 
 
-async def test_module_function_imports_across_backends(
+async def test_import_go_across_backends(
     tmp_path: Path, go_source: GoSource, table_names: dict[str, str]
 ) -> None:
     # From this backend's Go table into a SQLite file.

@@ -361,9 +361,9 @@ class StoreBase:
     async def _upgrade_read(
         self, opened: list[tuple[Mapping[str, Any], str]], password: bytes
     ) -> None:
-        """Re-encrypt Go-format rows that a read just opened into this
-        library's format. Each write is a compare-and-set on the value read,
-        so a concurrent change wins; a failed write is logged and the read
+        """Re-encrypt into this library's format the Go-format rows that a
+        read just opened. Each write is a compare-and-set on the value read,
+        so a concurrent change wins. A failed write is logged, and the read
         still returns its values."""
         go_rows = [
             (row, value)

@@ -227,14 +227,14 @@ class BatchOps(RecordOps):
         self, password: str, *, progress: Progress | None = None
     ) -> int:
         """Re-encrypt into this library's format every Go VaultStore value
-        that `password` opens, soft-deleted and expired rows included;
+        that `password` opens, soft-deleted and expired rows included, and
         return how many.
 
-        The password stays the same, so the password policy is not applied:
-        the rows are already under it. Paging, compare-and-set and resuming
-        work as in `change_password`; `progress` gets (Go-format rows
-        examined, rows changed). Rows under other passwords are left as
-        they are.
+        The password stays the same, so the password policy is not applied
+        (the rows are already under it). Paging, compare-and-set and
+        resuming work as in `change_password`, and `progress` gets
+        (Go-format rows examined, rows changed). Rows under other passwords
+        stay as they are.
 
         Raises:
             GoSupportMissingError: the `go` extra is not installed.
@@ -256,7 +256,7 @@ class BatchOps(RecordOps):
     async def _rekey_all(
         self, old: bytes, new: bytes, progress: Progress | None, go_only: bool
     ) -> tuple[int, int]:
-        """Re-encrypt, page by page, the rows `old` opens; return (rows
+        """Re-encrypt, page by page, the rows `old` opens, and return (rows
         changed, rows examined)."""
         examined = changed = 0
         last_id: str | None = None

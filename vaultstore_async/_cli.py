@@ -263,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="PRESET",
         help="Argon2 setting of Go v2 values to try: default, lightweight, high"
-        " or TIME,MEMORY_KIB,LANES; repeat to try several (default: default)",
+        " or TIME,MEMORY_KIB,LANES. Repeat it to try several (default: default)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -322,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
         "import-go",
         help="copy a Go VaultStore table into a vaultstore_async table",
         description="Copy every row and vault setting of a Go VaultStore table."
-        " Rows already imported are skipped; exit status 1 if any was rejected.",
+        " Rows already imported are skipped. Exit status 1 if any was rejected.",
     )
     go.set_defaults(handler=_import_go)
     go.add_argument("source_url", help="database URL of the Go tables")
@@ -336,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     go.add_argument(
         "--dry-run",
         action="store_true",
-        help="report what would be imported; change nothing",
+        help="report what would be imported without changing anything",
     )
     go.add_argument("--quiet", action="store_true", help="hide the progress bar")
     return parser

@@ -96,9 +96,10 @@ class GoOps(SettingsOps):
         this store, with tokens and stored values unchanged.
 
         Times, expiry and soft deletion carry over (see README, "Moving from
-        Go VaultStore"); a row Go could no longer read stays unreadable
-        here. Rows whose token this store already holds under the same id
-        or value are skipped, so running it again imports only what is new.
+        Go VaultStore"), and a row that Go could no longer read stays
+        unreadable here. Rows whose token this store already has under the
+        same id or value are skipped, so running it again imports only what
+        is new.
         Rows that cannot be carried over faithfully are listed in the
         report's `rejected` with the reason and left out. `progress`, if
         given, is called after each page with (rows examined, total rows).
@@ -121,7 +122,7 @@ class GoOps(SettingsOps):
             source_name.lower() in (self._names.vault.lower(), self._names.meta.lower())
         ):
             raise ValidationError(
-                "source_table must not be this store's own table; import into"
+                "source_table must not be this store's own table. Import into"
                 " other table names"
             )
         await backend.connect()
@@ -144,7 +145,7 @@ class GoOps(SettingsOps):
         ready = await self._backend.table_exists(self._names.vault)
         if not ready and not dry_run:
             raise ValidationError(
-                "the target tables do not exist; connect with automigrate=True"
+                "the target tables do not exist. Connect with automigrate=True"
                 " or run migrate() first"
             )
         total = await source.count()
@@ -205,8 +206,8 @@ class GoOps(SettingsOps):
     async def _drop_known(
         self, rows: list[ImportRow], report: GoImportReport
     ) -> list[ImportRow]:
-        """Skip rows already imported; reject rows whose token or id another
-        target row holds."""
+        """Count rows already imported as skipped, and reject rows whose token
+        or id another target row already has. Return the rest."""
         if not rows:
             return rows
         by_token = await self._target_rows("vault_token", [row.token for row in rows])
@@ -220,7 +221,8 @@ class GoOps(SettingsOps):
                 else:
                     report.rejected.append(
                         GoImportRejection(
-                            _label(row), "the target holds the token under another id"
+                            _label(row),
+                            "the target already has the token under another id",
                         )
                     )
             elif row.id in by_id:
@@ -229,7 +231,8 @@ class GoOps(SettingsOps):
                 else:
                     report.rejected.append(
                         GoImportRejection(
-                            _label(row), "the target holds the id with another token"
+                            _label(row),
+                            "the target already has the id with another token",
                         )
                     )
             else:

@@ -11,8 +11,8 @@ Two formats exist in Go tables:
   MD5, SHA-1 and SHA-256 is XORed over base64 text. There is no salt and no
   integrity check, so this is obfuscation rather than encryption.
 
-libsodium's Argon2id always runs one lane, and Go's presets use two or
-four, so keys come from argon2-cffi; AES-GCM comes from `cryptography`.
+libsodium's Argon2id runs one lane, and Go's presets use two or four, so
+keys come from argon2-cffi and AES-GCM from `cryptography`.
 Both arrive with the `go` extra and are imported only when a Go-format
 value is opened. Every malformed input ends in DecryptionError.
 """
@@ -44,8 +44,8 @@ _TAG_BYTES = 16
 _KEY_BYTES = 32
 _LEGACY_KEY_CHARS = 200
 
-# Go's URL-safe base64 with padding, as written; a legacy value is the same
-# alphabet with no prefix.
+# Go's URL-safe base64 with padding. A legacy value is this text with no
+# prefix, and a v2 value has it after `v2:`.
 _PADDED_B64URL = re.compile(
     r"(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2}==|[A-Za-z0-9_-]{3}=)?"
 )
@@ -184,7 +184,7 @@ def is_go_value(stored: object) -> bool:
 
 
 def _b64url_padded(text: str | bytes) -> bytes:
-    """Decode URL-safe base64 with padding, refusing any other alphabet."""
+    """Decode URL-safe base64 with padding and reject any other alphabet."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
     if not raw.isascii() or len(raw) % 4:
         raise DecryptionError()
@@ -262,8 +262,8 @@ def _xor(data: bytes, key: bytes) -> bytes:
 
 
 def open_legacy(stored: str, password: bytes) -> bytes:
-    """Decode a legacy value; a wrong password or damaged text raises
-    DecryptionError. Every length and index is checked before use."""
+    """Decode a legacy value. A wrong password or damaged text raises
+    DecryptionError, and every length and index is checked before use."""
     if not stored.isascii():
         raise DecryptionError()
     outer = _xor(_b64url_padded(stored), legacy_key(password))

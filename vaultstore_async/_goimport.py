@@ -47,7 +47,7 @@ EMPTY = _Empty()
 
 
 class RowRejected(Exception):
-    """A source row cannot be imported; the message says why."""
+    """Raised when a source row cannot be imported, with the reason as message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class GoImportRejection:
     """A source row or setting that was not imported, and why.
 
     `source` names it by id (or by token when the id is missing), or as
-    `setting <key>`; it never holds a value.
+    `setting <key>`. It contains no value.
     """
 
     source: str
@@ -143,7 +143,7 @@ def _is_set(value: datetime | _Empty) -> bool:
 
 
 def convert_row(row: Mapping[str, Any], now: datetime) -> ImportRow:
-    """Map one Go row to this library's columns; raise RowRejected with the
+    """Map one Go row to this library's columns. Raise RowRejected with the
     reason when that cannot be done faithfully."""
     raw_id = row.get("id")
     id_generated = raw_id is None or raw_id == ""
