@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import databases
@@ -28,6 +29,7 @@ from vaultstore_async import (
     VaultStoreError,
 )
 from vaultstore_async import _goformat as go
+from vaultstore_async import _goimport as goimport
 
 VECTORS = vectors()
 PASSWORD = "pw-sixteen-chars"
@@ -310,3 +312,94 @@ def test_store_reads_crafted_rows(tmp_path: Path) -> None:
         runner.run(store.close())
         runner.close()
     assert failures == []
+
+
+UTC_2024 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-02 03:04:05", UTC_2024),
+        ("2024-01-02T03:04:05Z", UTC_2024),
+        ("2024-01-02T05:04:05+02:00", UTC_2024),
+        ("2024-01-01T22:04:05-0500", UTC_2024),
+        (" 2024-01-02 03:04:05 ", UTC_2024),
+        ("2024-01-02 03:04:05.250", UTC_2024.replace(microsecond=250000)),
+        (datetime(2024, 1, 2, 3, 4, 5), UTC_2024),
+        ("9999-12-31 23:59:59", goimport.SENTINEL),
+        ("9999-12-31T23:59:59-01:00", goimport.SENTINEL),
+        ("0500-01-01 00:00:00", goimport.EARLIEST),
+        (None, goimport.EMPTY),
+        ("", goimport.EMPTY),
+        ("0000-00-00 00:00:00", goimport.EMPTY),
+    ],
+)
+def test_go_time_formats(text: object, expected: object) -> None:
+    assert goimport.go_time(text, "expires_at") == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["next tuesday", "2024-02-30 00:00:00", "2024-01-02", 17, b"\xff"]
+)
+def test_go_time_rejects_garbage(text: object) -> None:
+    with pytest.raises(goimport.RowRejected, match="expires_at"):
+        goimport.go_time(text, "expires_at")
+
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+HELLO = next(str(v["stored"]) for v in VECTORS if v["format"] == "v1")
+
+
+def _converted(**columns: object) -> goimport.ImportRow:
+    row = {
+        "id": "1",
+        "vault_token": "tk_a",
+        "vault_value": HELLO,
+        "created_at": "2024-01-02 03:04:05",
+        "updated_at": "2024-01-02 03:04:05",
+        "expires_at": "9999-12-31 23:59:59",
+        "soft_deleted_at": "9999-12-31 23:59:59",
+        **columns,
+    }
+    return goimport.convert_row(row, NOW)
+
+
+def test_convert_row_mapping_rules() -> None:
+    live = _converted()
+    assert live.expires_at is None
+    assert live.soft_deleted_at is None
+    assert live.created_at == UTC_2024
+
+    hidden = _converted(soft_deleted_at=None)
+    assert hidden.soft_deleted_at == NOW
+
+    deleted = _converted(soft_deleted_at="2025-01-01 00:00:00")
+    assert deleted.soft_deleted_at == datetime(2025, 1, 1, tzinfo=UTC)
+
+    scheduled = _converted(soft_deleted_at="2027-01-01 00:00:00")
+    assert scheduled.soft_deleted_at is None
+    assert scheduled.expires_at == datetime(2027, 1, 1, tzinfo=UTC)
+
+    earlier = _converted(
+        soft_deleted_at="2027-01-01 00:00:00", expires_at="2026-07-01 00:00:00"
+    )
+    assert earlier.expires_at == datetime(2026, 7, 1, tzinfo=UTC)
+
+    no_times = _converted(created_at=None, updated_at="", expires_at=None)
+    assert no_times.created_at == NOW
+    assert no_times.updated_at == NOW
+    assert no_times.expires_at is None
+
+    one_time = _converted(created_at=None)
+    assert one_time.created_at == UTC_2024
+
+    no_id = _converted(id=None)
+    assert no_id.id_generated
+    assert len(no_id.id) == 32
+
+    missing_columns = goimport.convert_row(
+        {"id": "2", "vault_token": "tk_b", "vault_value": HELLO}, NOW
+    )
+    assert missing_columns.expires_at is None
+    assert missing_columns.soft_deleted_at is None

@@ -331,8 +331,15 @@ def _parser() -> argparse.ArgumentParser:
     go.add_argument(
         "--source-meta-table", default="vault_meta", help="Go meta table name"
     )
-    go.add_argument("--table", default="vault", help="target vault table name")
-    go.add_argument("--meta-table", default="vault_meta", help="target meta table name")
+    go.add_argument(
+        "--table", "--target-table", default="vault", help="target vault table name"
+    )
+    go.add_argument(
+        "--meta-table",
+        "--target-meta-table",
+        default="vault_meta",
+        help="target meta table name",
+    )
     go.add_argument(
         "--dry-run",
         action="store_true",

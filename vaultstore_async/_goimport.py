@@ -15,7 +15,8 @@ mapped with these rules:
 - created_at / updated_at: NULL or empty takes the other one, or the
   import time.
 
-A time that does not parse rejects the row rather than guessing.
+A time that does not parse rejects the row rather than guessing. A time
+before the year 1000 becomes 1000-01-01, the earliest MariaDB stores.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import _goformat
@@ -32,8 +33,12 @@ from ._errors import DecryptionError, ValidationError
 from ._tokens import generate_id
 
 SENTINEL = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+# Go writes `YYYY-MM-DD HH:MM:SS` in UTC. Its SQLite and MySQL drivers can
+# hand back RFC 3339 (`...T...Z`), and other tools may add an offset.
 _GO_TIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]00:?00)?"
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?"
+    r"(Z|[+-]\d{2}:?\d{2})?"
 )
 _ZERO_DATES = {"0000-00-00 00:00:00", "0000-00-00"}
 _MAX_STORED = check.MAX_VALUE_BYTES * 2
@@ -114,8 +119,8 @@ def go_time(value: object, column: str) -> datetime | _Empty:
         return EMPTY
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+            return _in_range(value.replace(tzinfo=UTC))
+        return _in_range(value.astimezone(UTC))
     if isinstance(value, bytes):
         try:
             value = value.decode("ascii")
@@ -132,10 +137,28 @@ def go_time(value: object, column: str) -> datetime | _Empty:
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction = match.group(7)
     micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+    zone = match.group(8)
+    offset = timedelta(0)
+    if zone and zone != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if zone[0] == "-":
+            offset = -offset
     try:
-        return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
+        local = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
     except ValueError:
         raise RowRejected(f"{column} is not a valid date") from None
+    try:
+        return _in_range(local - offset)
+    except OverflowError:
+        # The offset pushed the time past the year 9999 or before year 1.
+        return SENTINEL if offset < timedelta(0) else EARLIEST
+
+
+def _in_range(value: datetime) -> datetime:
+    """Move a time before the year 1000 (MariaDB's DATETIME floor) to the
+    floor, which keeps a past expiry or deletion in the past."""
+    return max(value, EARLIEST)
 
 
 def _is_set(value: datetime | _Empty) -> bool:
@@ -164,7 +187,8 @@ def convert_row(row: Mapping[str, Any], now: datetime) -> ImportRow:
     created = go_time(row.get("created_at"), "created_at")
     updated = go_time(row.get("updated_at"), "updated_at")
     expires = go_time(row.get("expires_at"), "expires_at")
-    deleted = go_time(row.get("soft_deleted_at"), "soft_deleted_at")
+    # A table without the column never soft-deleted anything.
+    deleted = go_time(row.get("soft_deleted_at", SENTINEL), "soft_deleted_at")
 
     created_at = _first_time(created, updated, now)
     updated_at = _first_time(updated, created, now)
