@@ -64,10 +64,16 @@ async def test_import_go_cli_idempotent(
 
     first = vaultstore("import-go", cli_url, cli_url, *go_tables, *cli_tables)
     assert first.returncode == 1, first.stderr
-    assert "imported 2 rows, skipped 0 already imported, rejected 1" in first.stdout
+    assert (
+        "imported 2 rows, updated 0, skipped 0 already imported, rejected 1"
+        in first.stdout
+    )
     assert "settings: imported 1" in first.stdout
     again = vaultstore("import-go", cli_url, cli_url, *go_tables, *cli_tables)
-    assert "imported 0 rows, skipped 2 already imported, rejected 1" in again.stdout
+    assert (
+        "imported 0 rows, updated 0, skipped 2 already imported, rejected 1"
+        in again.stdout
+    )
 
     names = {"table_name": cli_tables[1], "meta_table_name": cli_tables[3]}
     async with AsyncStore(
@@ -116,3 +122,15 @@ async def test_import_go_usage_errors(cli_url: str, cli_tables: list[str]) -> No
     )
     assert bad_preset.returncode == 2
     assert "--go-preset takes a preset name" in bad_preset.stderr
+    superscript = vaultstore(
+        "upgrade-format",
+        cli_url,
+        *cli_tables,
+        "--password-env",
+        "GO_PW",
+        "--go-preset",
+        "1,\u00b2,3",
+        env={"GO_PW": PW},
+    )
+    assert superscript.returncode == 2
+    assert "Traceback" not in superscript.stderr

@@ -107,6 +107,7 @@ CRAFTED = {
     "length past the end": _framed(str(len(INNER) + 1).encode(), INNER),
     "length beyond int64": _framed(b"9" * 40, INNER),
     "huge length with sign": _framed(b"+" + b"9" * 19, INNER),
+    "length of 5000 digits": _framed(b"9" * 5000, INNER),
     "length not a number": _framed(b"1e3", INNER),
     "unicode digits as length": _framed("١٢".encode(), INNER),
     "empty length": _framed(b"", INNER),
@@ -136,6 +137,11 @@ def test_legacy_zero_length_is_empty() -> None:
 
 def test_legacy_signed_length_accepted() -> None:
     assert go.open_legacy(_framed(b"+16", INNER), PASSWORD.encode()) == b"secret value"
+
+
+def test_legacy_leading_zeros_accepted() -> None:
+    padded = _framed(b"0" * 30 + b"16", INNER)
+    assert go.open_legacy(padded, PASSWORD.encode()) == b"secret value"
 
 
 CRAFTED_V2 = {
@@ -178,7 +184,10 @@ def test_arbitrary_text_only_decryption_error(stored: str) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(
-    st.binary(max_size=40),
+    st.one_of(
+        st.binary(max_size=40),
+        st.integers(0, 6000).map(lambda digits: b"9" * digits),
+    ),
     st.binary(max_size=200),
     st.binary(max_size=60),
 )

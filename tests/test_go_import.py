@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,7 @@ async def test_import_reads_every_vector_back(
     assert report.imported == len(VECTORS) + 7
     assert report.skipped == 0
     assert report.rejected == []
+    assert report.scheduled_deletions == 1
     assert report.settings_imported == 2
     for index, vector in enumerate(VECTORS):
         token = f"tk_vec{index:02d}_{vector['format']}"
@@ -269,6 +270,7 @@ async def test_unconvertible_rows_are_reported(
         assert reasons["row 4002"] == "expires_at is not a time in the Go format"
     assert report.imported == len(VECTORS) + 7
     assert report.rows_rejected == len(reasons)
+    assert report.examined == len(VECTORS) + 7 + len(reasons)
     for token in ("tk_not_go", "tk_damaged_v2", "tk_bad_time"):
         assert not await store.token_exists(token)
     for item in report.rejected:
@@ -584,3 +586,139 @@ async def _has_table(url: str, name: str) -> bool:
             {"n": name},
         )
     return row is not None
+
+
+async def _go_execute(source: GoSource, sql: str, values: dict[str, Any]) -> None:
+    async with databases.Database(source.url) as db:
+        await db.execute(sql.replace("{vault}", source.vault), values)
+
+
+async def test_second_import_carries_go_changes(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [
+            go_row("9000", "tk_gone", HELLO_A),
+            go_row("9001", "tk_sooner", HELLO_A, expires_at=_future(30)),
+            go_row("9002", "tk_later", HELLO_A, expires_at=_future(2)),
+            go_row("9003", "tk_new_value", HELLO_A),
+            go_row("9004", "tk_both", HELLO_A, updated_at=PAST),
+            go_row("9005", "tk_restored_here", HELLO_A),
+        ],
+    )
+    store = await target(make_store)
+    await run_import(store, go_source)
+    await store.update_token("tk_both", "written here", PW_A)
+    await store.soft_delete_token("tk_restored_here")
+    await store.restore_token("tk_restored_here")
+
+    # Changes made in Go after the first import.
+    update = "UPDATE {vault} SET %s WHERE vault_token = :token"
+    await _go_execute(
+        go_source, update % "soft_deleted_at = :t", {"t": PAST, "token": "tk_gone"}
+    )
+    await _go_execute(
+        go_source,
+        update % "expires_at = :t",
+        {"t": _future(1), "token": "tk_sooner"},
+    )
+    await _go_execute(
+        go_source,
+        update % "expires_at = :t",
+        {"t": _future(90), "token": "tk_later"},
+    )
+    other = _first(PW_B, "v2")
+    await _go_execute(
+        go_source,
+        update % "vault_value = :v",
+        {"v": other, "token": "tk_new_value"},
+    )
+    await _go_execute(
+        go_source,
+        update % "vault_value = :v, updated_at = :t",
+        {"v": other, "t": _future(1), "token": "tk_both"},
+    )
+
+    report = await run_import(store, go_source)
+    assert report.imported == 0
+    assert report.updated == 3
+    assert report.skipped == 2
+    assert [(r.source, r.reason) for r in report.rejected] == [
+        ("row 9004", "the value changed in the source after it was re-encrypted here")
+    ]
+    with pytest.raises(TokenNotFoundError):
+        await store.read_token("tk_gone", PW_A)
+    sooner = await store.find_record_by_token("tk_sooner")
+    assert sooner is not None and sooner.expires_at is not None
+    assert sooner.expires_at < datetime.now(UTC) + timedelta(days=2)
+    # An extension made in Go is not carried: expiry only moves earlier.
+    later = await store.find_record_by_token("tk_later")
+    assert later is not None and later.expires_at is not None
+    assert later.expires_at < datetime.now(UTC) + timedelta(days=3)
+    assert await store.read_token("tk_new_value", PW_B) == "hello"
+    assert await store.read_token("tk_both", PW_A) == "written here"
+    assert await store.read_token("tk_restored_here", PW_A) == "hello"
+
+
+async def test_text_compare_hides_rows(
+    make_store: MakeStore, go_source: GoSource, backend: str
+) -> None:
+    if backend == "mysql":
+        pytest.skip("MariaDB's Go table has DATETIME columns, compared as times")
+    soon = datetime.now(UTC) + timedelta(hours=1)
+    offset = soon.astimezone(timezone(timedelta(hours=-5)))
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [
+            go_row("9100", "tk_space", HELLO_A, soft_deleted_at=" " + SENTINEL),
+            go_row(
+                "9101",
+                "tk_offset",
+                HELLO_A,
+                # Parses as an hour from now, but as text it sorts before
+                # now, so Go hid the row.
+                soft_deleted_at=offset.strftime("%Y-%m-%d %H:%M:%S-05:00"),
+            ),
+            go_row(
+                "9102", "tk_rfc3339", HELLO_A, soft_deleted_at="9999-12-31T23:59:59Z"
+            ),
+        ],
+    )
+    store = await target(make_store)
+    await run_import(store, go_source)
+    for token in ("tk_space", "tk_offset"):
+        with pytest.raises(TokenNotFoundError):
+            await store.read_token(token, PW_A)
+    assert await store.read_token("tk_rfc3339", PW_A) == "hello"
+
+
+async def test_rows_without_id_all_counted(
+    make_store: MakeStore, go_source: GoSource, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("only SQLite lets a Go table's primary key hold NULL")
+    async with databases.Database(go_source.url) as db:
+        await db.execute(f"DROP TABLE {go_source.vault}")
+        await db.execute(
+            f"CREATE TABLE {go_source.vault} (id TEXT PRIMARY KEY,"
+            " vault_token TEXT, vault_value TEXT, created_at TEXT,"
+            " updated_at TEXT, expires_at TEXT, soft_deleted_at TEXT)"
+        )
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [go_row(None, None, HELLO_A) for _ in range(501)]  # type: ignore[arg-type]
+        + [go_row(None, f"tk_noid_{n}", HELLO_A) for n in range(502)]
+        + [go_row("1", "tk_with_id", HELLO_A)],
+    )
+    store = await target(make_store)
+    report = await run_import(store, go_source)
+    assert report.examined == 1004
+    assert report.imported == 503
+    assert report.rows_rejected == 501
+    assert await store.read_token("tk_noid_501", PW_A) == "hello"
+    again = await run_import(store, go_source)
+    assert again.skipped == 503

@@ -214,6 +214,8 @@ class BatchOps(RecordOps):
 
         Raises:
             PasswordPolicyError: `new_password` breaks the policy.
+            GoSupportMissingError: the table has Go VaultStore values and the
+                `go` extra is not installed.
         """
         self._require_open()
         old = encode_password(old_password, "old_password")

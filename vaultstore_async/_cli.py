@@ -72,8 +72,10 @@ def _go_presets(names: list[str] | None) -> tuple[str | tuple[int, int, int], ..
         if "," not in name:
             presets.append(name)
             continue
-        parts = name.split(",")
-        if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+        parts = [part.strip() for part in name.split(",")]
+        if len(parts) != 3 or not all(
+            part.isascii() and part.isdigit() for part in parts
+        ):
             raise UsageError(
                 "--go-preset takes a preset name or TIME,MEMORY_KIB,LANES,"
                 f" got {name!r}"

@@ -11,6 +11,7 @@ from typing import Any
 
 import databases
 
+from . import _goformat
 from . import _validate as check
 from ._backend import Backend, UniqueViolation
 from ._base import _table_name
@@ -68,10 +69,17 @@ class _Source:
         where = "" if after is None else " AND vault_token > :after"
         values = {} if after is None else {"after": after}
         return await self._rows(
-            f"SELECT * FROM {self.table} WHERE id IS NULL{where}"
-            f" ORDER BY vault_token LIMIT {IMPORT_PAGE}",
+            f"SELECT * FROM {self.table} WHERE id IS NULL AND vault_token IS NOT NULL"
+            f"{where} ORDER BY vault_token LIMIT {IMPORT_PAGE}",
             values,
         )
+
+    async def count_without_id_or_token(self) -> int:
+        row = await self.backend.fetch_one(
+            f"SELECT COUNT(*) AS n FROM {self.table}"
+            " WHERE id IS NULL AND vault_token IS NULL"
+        )
+        return int(row["n"]) if row is not None else 0
 
     async def settings(self) -> list[Mapping[str, Any]] | None:
         if not await self.backend.table_exists(self.meta_name):
@@ -97,9 +105,11 @@ class GoOps(SettingsOps):
 
         Times, expiry and soft deletion carry over (see README, "Moving from
         Go VaultStore"), and a row that Go could no longer read stays
-        unreadable here. Rows whose token this store already has under the
-        same id or value are skipped, so running it again imports only what
-        is new.
+        unreadable here. Running it again imports new rows and brings rows
+        imported before up to date in the safe direction only: a deletion,
+        an earlier expiry, or a new value while the row here still has its
+        Go value. Nothing is revived or extended, and a value changed in Go
+        after it was re-encrypted here is reported rather than copied.
         Rows that cannot be carried over faithfully are listed in the
         report's `rejected` with the reason and left out. `progress`, if
         given, is called after each page with (rows examined, total rows).
@@ -166,8 +176,17 @@ class GoOps(SettingsOps):
             after = page[-1]["vault_token"]
             await self._import_page(page, now, report, ready)
             await _report_progress(progress, report.examined, total)
-            if after is None or len(page) < IMPORT_PAGE:
-                break
+        for _ in range(await source.count_without_id_or_token()):
+            report.examined += 1
+            report.rejected.append(
+                GoImportRejection("row without id or token", "vault_token is missing")
+            )
+        if report.examined < total:
+            logger.warning(
+                "Go import: %d source rows were counted but not read; rows"
+                " deleted from the source during the import are the usual cause",
+                total - report.examined,
+            )
         await self._import_settings(source, report, ready)
         logger.info("Go import: %s", report.summary())
         return report
@@ -179,6 +198,7 @@ class GoOps(SettingsOps):
         report: GoImportReport,
         ready: bool,
     ) -> None:
+        report.examined += len(page)
         rows: list[ImportRow] = []
         for raw in page:
             try:
@@ -189,6 +209,7 @@ class GoOps(SettingsOps):
             rows = await self._drop_known(rows, report)
         if report.dry_run:
             report.imported += len(rows)
+            report.scheduled_deletions += sum(row.scheduled for row in rows)
             return
         if not rows:
             return
@@ -197,6 +218,7 @@ class GoOps(SettingsOps):
                 for row in rows:
                     await self._insert_row(row)
             report.imported += len(rows)
+            report.scheduled_deletions += sum(row.scheduled for row in rows)
         except UniqueViolation:
             # Another writer, or a duplicate inside the source, took a token
             # or id after the check: go row by row to sort them out.
@@ -206,8 +228,9 @@ class GoOps(SettingsOps):
     async def _drop_known(
         self, rows: list[ImportRow], report: GoImportReport
     ) -> list[ImportRow]:
-        """Count rows already imported as skipped, and reject rows whose token
-        or id another target row already has. Return the rest."""
+        """Bring rows already imported up to date with the source, reject
+        rows whose token or id another target row already has, and return
+        the rest."""
         if not rows:
             return rows
         by_token = await self._target_rows("vault_token", [row.token for row in rows])
@@ -217,7 +240,7 @@ class GoOps(SettingsOps):
             held = by_token.get(row.token)
             if held is not None:
                 if held["id"] == row.id or held["vault_value"] == row.value:
-                    report.skipped += 1
+                    await self._reconcile(held, row, report)
                 else:
                     report.rejected.append(
                         GoImportRejection(
@@ -247,11 +270,71 @@ class GoOps(SettingsOps):
         names = {f"k{index}": key for index, key in enumerate(keys)}
         placeholders = ", ".join(f":{name}" for name in names)
         found = await self._backend.fetch_all(
-            f"SELECT id, vault_token, vault_value FROM {self._vault}"
-            f" WHERE {column} IN ({placeholders})",
+            f"SELECT id, vault_token, vault_value, updated_at, expires_at,"
+            f" soft_deleted_at FROM {self._vault} WHERE {column} IN ({placeholders})",
             names,
         )
         return {row[column]: row for row in found}
+
+    async def _reconcile(
+        self, held: Mapping[str, Any], row: ImportRow, report: GoImportReport
+    ) -> None:
+        """Carry changes made in Go since an earlier import into the target
+        row, in the safe direction only: a deletion, an earlier expiry, and
+        a new value while the target still has a Go value. A value changed
+        in Go after it was re-encrypted here is reported, not copied."""
+        label = _label(row)
+        changes: dict[str, Any] = {}
+        if row.soft_deleted_at is not None and held["soft_deleted_at"] is None:
+            changes["soft_deleted_at"] = row.soft_deleted_at
+        held_expiry = self._py_time(held["expires_at"])
+        if row.expires_at is not None and (
+            held_expiry is None or row.expires_at < held_expiry
+        ):
+            changes["expires_at"] = row.expires_at
+        conflict = False
+        if row.value != held["vault_value"]:
+            if _goformat.is_go_value(held["vault_value"]):
+                changes["vault_value"] = row.value
+            elif row.updated_at > (self._py_time(held["updated_at"]) or row.updated_at):
+                conflict = True
+                report.rejected.append(
+                    GoImportRejection(
+                        label,
+                        "the value changed in the source after it was"
+                        " re-encrypted here",
+                    )
+                )
+        if not changes:
+            if not conflict:
+                report.skipped += 1
+            return
+        if report.dry_run:
+            report.updated += 0 if conflict else 1
+            return
+        assignments = ", ".join(f"{column} = :{column}" for column in changes)
+        values = {
+            column: value if column == "vault_value" else self._db_time(value)
+            for column, value in changes.items()
+        }
+        changed = await self._backend.execute(
+            f"UPDATE {self._vault} SET {assignments}, updated_at = :now"
+            " WHERE id = :id AND vault_value = :old",
+            {
+                **values,
+                "now": self._db_time(self._now()),
+                "id": held["id"],
+                "old": held["vault_value"],
+            },
+        )
+        if changed:
+            report.updated += 0 if conflict else 1
+        elif not conflict:
+            report.rejected.append(
+                GoImportRejection(
+                    label, "the row changed here during the import; run it again"
+                )
+            )
 
     async def _insert_row(self, row: ImportRow) -> None:
         await self._backend.execute(
@@ -283,6 +366,7 @@ class GoOps(SettingsOps):
             )
             return
         report.imported += 1
+        report.scheduled_deletions += row.scheduled
 
     async def _import_settings(
         self, source: _Source, report: GoImportReport, ready: bool

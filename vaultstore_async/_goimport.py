@@ -16,7 +16,8 @@ mapped with these rules:
   import time.
 
 A time that does not parse rejects the row rather than guessing. A time
-before the year 1000 becomes 1000-01-01, the earliest MariaDB stores.
+before the year 1000 becomes 1000-01-01, the start of the range MariaDB
+documents for DATETIME.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
 # hand back RFC 3339 (`...T...Z`), and other tools may add an offset.
 _GO_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?"
-    r"(Z|[+-]\d{2}:?\d{2})?"
+    r"(Z|[+-]\d{2}:?\d{2})?",
+    re.ASCII,
 )
 _ZERO_DATES = {"0000-00-00 00:00:00", "0000-00-00"}
 _MAX_STORED = check.MAX_VALUE_BYTES * 2
@@ -72,16 +74,14 @@ class GoImportReport:
     """What an import did, or would do with `dry_run`."""
 
     dry_run: bool
+    examined: int = 0
     imported: int = 0
+    updated: int = 0
     skipped: int = 0
+    scheduled_deletions: int = 0
     settings_imported: int = 0
     settings_skipped: int = 0
     rejected: list[GoImportRejection] = field(default_factory=list)
-
-    @property
-    def examined(self) -> int:
-        """Source rows looked at (settings not included)."""
-        return self.imported + self.skipped + self.rows_rejected
 
     @property
     def rows_rejected(self) -> int:
@@ -91,12 +91,18 @@ class GoImportReport:
         """One line for people, e.g. for the end of a command-line run."""
         verb = "would import" if self.dry_run else "imported"
         settings_rejected = len(self.rejected) - self.rows_rejected
-        return (
-            f"{verb} {self.imported} rows, skipped {self.skipped} already"
-            f" imported, rejected {self.rows_rejected}; settings: {verb}"
+        line = (
+            f"{verb} {self.imported} rows, updated {self.updated}, skipped"
+            f" {self.skipped} already imported, rejected {self.rows_rejected};"
+            f" settings: {verb}"
             f" {self.settings_imported}, skipped {self.settings_skipped},"
             f" rejected {settings_rejected}"
         )
+        if self.scheduled_deletions:
+            line += (
+                f"; {self.scheduled_deletions} scheduled deletions became expiry times"
+            )
+        return line
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +117,7 @@ class ImportRow:
     expires_at: datetime | None
     soft_deleted_at: datetime | None
     id_generated: bool
+    scheduled: bool = False
 
 
 def go_time(value: object, column: str) -> datetime | _Empty:
@@ -156,8 +163,9 @@ def go_time(value: object, column: str) -> datetime | _Empty:
 
 
 def _in_range(value: datetime) -> datetime:
-    """Move a time before the year 1000 (MariaDB's DATETIME floor) to the
-    floor, which keeps a past expiry or deletion in the past."""
+    """Move a time before the year 1000 to 1000-01-01, the start of the range
+    MariaDB documents for DATETIME and this library accepts elsewhere. A past
+    expiry or deletion stays in the past."""
     return max(value, EARLIEST)
 
 
@@ -188,20 +196,25 @@ def convert_row(row: Mapping[str, Any], now: datetime) -> ImportRow:
     updated = go_time(row.get("updated_at"), "updated_at")
     expires = go_time(row.get("expires_at"), "expires_at")
     # A table without the column never soft-deleted anything.
-    deleted = go_time(row.get("soft_deleted_at", SENTINEL), "soft_deleted_at")
+    raw_deleted = row.get("soft_deleted_at", SENTINEL)
+    deleted = go_time(raw_deleted, "soft_deleted_at")
 
     created_at = _first_time(created, updated, now)
     updated_at = _first_time(updated, created, now)
     expires_at = expires if isinstance(expires, datetime) and _is_set(expires) else None
-    soft_deleted_at: datetime | None
+    soft_deleted_at: datetime | None = None
+    scheduled = False
     if isinstance(deleted, _Empty):
         soft_deleted_at = now
-    elif not _is_set(deleted):
-        soft_deleted_at = None
-    elif deleted <= now:
+    elif _is_set(deleted) and deleted <= now:
         soft_deleted_at = deleted
-    else:
-        soft_deleted_at = None
+    elif _hidden_by_text(raw_deleted, now):
+        # Go compared the text itself with now, so text such as a time with
+        # an offset or a leading space could hide a row that parses as live.
+        soft_deleted_at = now
+    elif _is_set(deleted):
+        # A scheduled deletion: live now, and unreadable from that time.
+        scheduled = True
         if expires_at is None or deleted < expires_at:
             expires_at = deleted
     return ImportRow(
@@ -213,7 +226,18 @@ def convert_row(row: Mapping[str, Any], now: datetime) -> ImportRow:
         expires_at=expires_at,
         soft_deleted_at=soft_deleted_at,
         id_generated=id_generated,
+        scheduled=scheduled,
     )
+
+
+def _hidden_by_text(raw: object, now: datetime) -> bool:
+    """Apply Go's live-row test to a text column: `soft_deleted_at > now`
+    compares the two strings, with now as `YYYY-MM-DD HH:MM:SS`."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        return False
+    return not raw > now.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _first_time(

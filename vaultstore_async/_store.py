@@ -35,9 +35,10 @@ async def import_go(
     """Import a Go VaultStore table into a vaultstore_async table.
 
     Opens the target, creating or migrating its tables unless `dry_run` is
-    set (a dry run changes nothing in either database), then runs
-    `AsyncStore.import_go`. See there for what is copied, skipped and
-    rejected.
+    set, then runs `AsyncStore.import_go`. See there for what is copied,
+    updated, skipped and rejected. A dry run writes no table, row or
+    setting, though connecting to an SQLite target that does not exist yet
+    creates the empty file.
     """
     store = AsyncStore(
         target_url,
