@@ -97,11 +97,31 @@ async def test_import_go_cli_idempotent(
         env={"GO_PW": PW},
     )
     assert upgraded.returncode == 0, upgraded.stderr
+    assert "none of the" not in upgraded.stderr
     assert "re-encrypted 2 Go-format tokens" in upgraded.stdout
     assert PW not in upgraded.stdout + upgraded.stderr
     for token in ("tk_light", "tk_legacy"):
         value = await stored_value(cli_url, cli_tables[1], token)
         assert value.startswith("vs1:")
+
+
+async def test_upgrade_wrong_password_hint(
+    cli_url: str, cli_tables: list[str], go_tables: list[str]
+) -> None:
+    vaultstore("import-go", cli_url, cli_url, *go_tables, *cli_tables)
+    result = vaultstore(
+        "upgrade-format",
+        cli_url,
+        *cli_tables,
+        "--password-env",
+        "GO_PW",
+        "--quiet",
+        env={"GO_PW": "not the password at all"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "re-encrypted 0 Go-format tokens" in result.stdout
+    assert "none of the 2 Go-format rows opened" in result.stderr
+    assert "not the password" not in result.stdout + result.stderr
 
 
 async def test_import_go_usage_errors(cli_url: str, cli_tables: list[str]) -> None:

@@ -219,9 +219,8 @@ def test_base64_bodies_only_decryption_error(body: bytes) -> None:
 @pytest.mark.parametrize(
     "presets",
     [
-        (),
-        [],
         "default",
+        None,
         ("medium",),
         (("3", 65536, 4),),
         ((3, 65536),),
@@ -406,6 +405,11 @@ def test_convert_row_mapping_rules() -> None:
     no_id = _converted(id=None)
     assert no_id.id_generated
     assert len(no_id.id) == 32
+
+    with pytest.raises(goimport.RowRejected, match="vault_value is not text"):
+        _converted(vault_value=HELLO.encode())
+    with pytest.raises(goimport.RowRejected, match="vault_value is empty"):
+        _converted(vault_value=None)
 
     missing_columns = goimport.convert_row(
         {"id": "2", "vault_token": "tk_b", "vault_value": HELLO}, NOW

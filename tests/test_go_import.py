@@ -137,7 +137,7 @@ async def fill(source: GoSource, *, with_rejects: bool = True) -> None:
 
 
 async def target(make_store: MakeStore, **options: Any) -> AsyncStore:
-    return await make_store(go_presets=PRESETS, **options)
+    return await make_store(**{"go_presets": PRESETS, **options})
 
 
 async def run_import(store: AsyncStore, source: GoSource, **options: Any):
@@ -722,3 +722,37 @@ async def test_rows_without_id_all_counted(
     assert await store.read_token("tk_noid_501", PW_A) == "hello"
     again = await run_import(store, go_source)
     assert again.skipped == 503
+
+
+async def test_empty_presets_turn_go_reads_off(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    # After the move, a writer to the database who knows one legacy
+    # plaintext could forge legacy values; go_presets=() closes that door.
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [go_row("9200", "tk_legacy", HELLO_LEGACY), go_row("9201", "tk_v2", HELLO_A)],
+    )
+    store = await target(make_store, go_presets=())
+    await run_import(store, go_source)
+    for token in ("tk_legacy", "tk_v2"):
+        with pytest.raises(DecryptionError):
+            await store.read_token(token, PW_A)
+    with pytest.raises(ValidationError, match="go_presets is empty"):
+        await store.upgrade_format(PW_A)
+
+
+async def test_oversize_first_setting_rejects_key(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    # MariaDB's TEXT column cannot hold 1 MiB, and PostgreSQL's cannot hold
+    # NUL, so each gets a first value that the target cannot take.
+    too_big = "x" * (2**20 + 1)
+    bad = "a\x00b" if go_source.url.startswith("mysql") else too_big
+    await insert_go_setting(go_source.url, go_source.meta, "api_url", bad)
+    await insert_go_setting(go_source.url, go_source.meta, "api_url", "stale")
+    store = await target(make_store)
+    report = await run_import(store, go_source)
+    assert [r.source for r in report.rejected] == ["setting 'api_url'"]
+    assert await store.get_setting("api_url") is None

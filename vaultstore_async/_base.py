@@ -318,7 +318,7 @@ class StoreBase:
 
     async def _open(self, token: str, stored: str, password: bytes) -> str:
         ours = isinstance(stored, str) and stored.startswith(_envelope.PREFIX)
-        if not ours and _goformat.is_go_value(stored):
+        if not ours and self._go_presets and _goformat.is_go_value(stored):
             return await self._open_go(stored, password)
         envelope = _envelope.parse(stored)
         if not self._read_limit.admits(envelope.profile):

@@ -240,12 +240,18 @@ class BatchOps(RecordOps):
 
         Raises:
             GoSupportMissingError: the `go` extra is not installed.
+            ValidationError: the store was made with `go_presets=()`.
             ValidationError, StoreClosedError, BackendError: as for every
                 operation.
         """
         self._require_open()
         secret = encode_password(password)
         _check_progress(progress)
+        if not self._go_presets:
+            raise ValidationError(
+                "go_presets is empty, so this store reads no Go values; pass"
+                " the presets the Go service used"
+            )
         _goformat.require_support()
         changed, examined = await self._rekey_all(
             secret, secret, progress, go_only=True

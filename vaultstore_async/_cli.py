@@ -199,15 +199,24 @@ async def _resolve_env(args: argparse.Namespace) -> int:
 async def _upgrade_format(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    seen = [0]
     async with _store(args) as store:
         with tqdm(unit="row", disable=args.quiet, file=sys.stderr) as bar:
 
             def progress(examined: int, changed: int) -> None:
+                seen[0] = examined
                 bar.update(examined - bar.n)
                 bar.set_postfix(changed=changed)
 
             changed = await store.upgrade_format(args.password, progress=progress)
+    examined = seen[0]
     print(f"re-encrypted {changed} Go-format tokens")
+    if examined and not changed:
+        print(
+            f"none of the {examined} Go-format rows opened with this password;"
+            " check the password and --go-preset",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
@@ -345,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     go.add_argument(
         "--dry-run",
         action="store_true",
-        help="report what would be imported without changing anything",
+        help="report what would be imported without writing any row or setting",
     )
     go.add_argument("--quiet", action="store_true", help="hide the progress bar")
     return parser

@@ -381,15 +381,16 @@ class GoOps(SettingsOps):
             if value is None:
                 value = ""
             label = f"setting {str(key)[:80]!r}"
-            if isinstance(key, str) and key in seen:
-                continue  # Go reads the first row of a key and ignores the rest
+            if isinstance(key, str):
+                if key in seen:
+                    continue  # Go reads the first row of a key, not the rest
+                seen.add(key)
             try:
                 key = check.identifier_text(key, "meta_key", check.MAX_KEY_LENGTH)
                 value = setting_value(value)
             except ValidationError as exc:
                 report.rejected.append(GoImportRejection(label, str(exc)))
                 continue
-            seen.add(key)
             current = await self.get_setting(key) if ready else None
             if current is None:
                 if not report.dry_run:

@@ -104,14 +104,14 @@ GO_PRESETS: dict[str, GoArgon2] = {
 
 
 def resolve_presets(presets: object) -> tuple[GoArgon2, ...]:
-    """Check the `go_presets` option: a non-empty tuple or list of preset
-    names or (time, memory_kib, lanes) tuples."""
+    """Check the `go_presets` option: a tuple or list of preset names or
+    (time, memory_kib, lanes) tuples. An empty one turns Go reads off."""
     names = ", ".join(GO_PRESETS)
     expected = (
-        f"go_presets must be a non-empty tuple of preset names ({names}) or"
-        " (time, memory_kib, lanes) tuples"
+        f"go_presets must be a tuple of preset names ({names}) or"
+        " (time, memory_kib, lanes) tuples, or () to read no Go values"
     )
-    if not isinstance(presets, (tuple, list)) or not presets:
+    if not isinstance(presets, (tuple, list)):
         raise ValidationError(f"{expected}, got {type(presets).__name__}")
     resolved: list[GoArgon2] = []
     for index, item in enumerate(presets):
