@@ -11,6 +11,7 @@ from typing import Any
 
 from . import _envelope, _goformat
 from . import _validate as check
+from ._dialect import in_list
 from ._errors import (
     BackendError,
     DecryptionError,
@@ -83,8 +84,7 @@ class BatchOps(RecordOps):
         rows: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(tokens), READ_CHUNK):
             chunk = tokens[start : start + READ_CHUNK]
-            names = {f"t{index}": token for index, token in enumerate(chunk)}
-            placeholders = ", ".join(f":{name}" for name in names)
+            placeholders, names = in_list("t", chunk)
             found = await self._backend.fetch_all(
                 f"SELECT id, vault_token, vault_value, expires_at FROM {self._vault}"
                 f" WHERE vault_token IN ({placeholders}) AND soft_deleted_at IS NULL",
@@ -306,8 +306,7 @@ class BatchOps(RecordOps):
         return changed
 
     async def _rows_by_id(self, ids: list[str]) -> list[Mapping[str, Any]]:
-        names = {f"i{index}": row_id for index, row_id in enumerate(ids)}
-        placeholders = ", ".join(f":{name}" for name in names)
+        placeholders, names = in_list("i", ids)
         return await self._backend.fetch_all(
             f"SELECT id, vault_token, vault_value FROM {self._vault}"
             f" WHERE id IN ({placeholders})",

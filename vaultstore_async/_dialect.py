@@ -28,6 +28,12 @@ def derived_name(base: str, suffix: str) -> str:
     return f"vs_{digest}_{suffix}"[:_MAX_DERIVED]
 
 
+def in_list(prefix: str, values: list[str]) -> tuple[str, dict[str, str]]:
+    """Return the placeholders of an `IN (...)` list and their values."""
+    names = {f"{prefix}{index}": value for index, value in enumerate(values)}
+    return ", ".join(f":{name}" for name in names), names
+
+
 def is_identifier(name: object) -> bool:
     return isinstance(name, str) and _IDENTIFIER.fullmatch(name) is not None
 

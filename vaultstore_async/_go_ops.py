@@ -15,6 +15,7 @@ from . import _goformat
 from . import _validate as check
 from ._backend import Backend, UniqueViolation
 from ._base import _table_name
+from ._dialect import in_list
 from ._errors import ValidationError
 from ._goimport import (
     GoImportRejection,
@@ -160,22 +161,16 @@ class GoOps(SettingsOps):
             )
         total = await source.count()
         now = self._now()
-        after: str | None = None
-        while True:
-            page = await source.page(after)
-            if not page:
-                break
-            after = page[-1]["id"]
-            await self._import_page(page, now, report, ready)
-            await _report_progress(progress, report.examined, total)
-        after = None
-        while True:
-            page = await source.rows_without_id(after)
-            if not page:
-                break
-            after = page[-1]["vault_token"]
-            await self._import_page(page, now, report, ready)
-            await _report_progress(progress, report.examined, total)
+        # Rows with an id, paged by id, then rows without one, by token.
+        for fetch, key in (
+            (source.page, "id"),
+            (source.rows_without_id, "vault_token"),
+        ):
+            after: str | None = None
+            while page := await fetch(after):
+                after = page[-1][key]
+                await self._import_page(page, now, report, ready)
+                await _report_progress(progress, report.examined, total)
         for _ in range(await source.count_without_id_or_token()):
             report.examined += 1
             report.rejected.append(
@@ -267,8 +262,7 @@ class GoOps(SettingsOps):
     ) -> dict[str, Mapping[str, Any]]:
         if not keys:
             return {}
-        names = {f"k{index}": key for index, key in enumerate(keys)}
-        placeholders = ", ".join(f":{name}" for name in names)
+        placeholders, names = in_list("k", keys)
         found = await self._backend.fetch_all(
             f"SELECT id, vault_token, vault_value, updated_at, expires_at,"
             f" soft_deleted_at FROM {self._vault} WHERE {column} IN ({placeholders})",
