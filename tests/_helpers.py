@@ -71,7 +71,12 @@ async def drop_named_tables(url: str, vault: str, meta: str) -> None:
     """Drop a store's tables when the names need quoting or are long enough
     for the migrations table to get a shortened name."""
     async with databases.Database(url) as db:
-        for table in (vault, meta, derived_name(vault, "migrations")):
+        for table in (
+            vault,
+            meta,
+            derived_name(vault, "migrations"),
+            derived_name(vault, "go_ledger"),
+        ):
             with warnings.catch_warnings():
                 # MariaDB notes a missing table as a warning even with IF EXISTS.
                 warnings.simplefilter("ignore")

@@ -65,6 +65,7 @@ async def drop_tables(url: str, names: dict[str, str]) -> None:
         names["table_name"],
         names["meta_table_name"],
         f"{names['table_name']}_migrations",
+        f"{names['table_name']}_go_ledger",
     ]
     async with databases.Database(url) as db:
         for table in tables:

@@ -108,6 +108,7 @@ CRAFTED = {
     "length beyond int64": _framed(b"9" * 40, INNER),
     "huge length with sign": _framed(b"+" + b"9" * 19, INNER),
     "length of 5000 digits": _framed(b"9" * 5000, INNER),
+    "negative zeros then a length": _framed(b"-" + b"0" * 5000 + b"4", INNER),
     "length not a number": _framed(b"1e3", INNER),
     "unicode digits as length": _framed("١٢".encode(), INNER),
     "empty length": _framed(b"", INNER),
@@ -140,7 +141,7 @@ def test_legacy_signed_length_accepted() -> None:
 
 
 def test_legacy_leading_zeros_accepted() -> None:
-    padded = _framed(b"0" * 30 + b"16", INNER)
+    padded = _framed(b"0" * 5000 + b"16", INNER)
     assert go.open_legacy(padded, PASSWORD.encode()) == b"secret value"
 
 
@@ -187,6 +188,9 @@ def test_arbitrary_text_only_decryption_error(stored: str) -> None:
     st.one_of(
         st.binary(max_size=40),
         st.integers(0, 6000).map(lambda digits: b"9" * digits),
+        st.integers(0, 6000).map(
+            lambda zeros: b"-" * (zeros % 2) + b"0" * zeros + b"4"
+        ),
     ),
     st.binary(max_size=200),
     st.binary(max_size=60),

@@ -309,7 +309,7 @@ async def test_token_clash_rejected_not_overwritten(
     await insert_go_setting(go_source.url, go_source.meta, "owner", "theirs")
     report = await run_import(store, go_source)
     assert [(r.source, r.reason) for r in report.rejected] == [
-        ("row 6000", "the target already has the token under another id"),
+        ("row 6000", "the target already has the token"),
         ("setting 'owner'", "the target has another value for it"),
     ]
     assert await store.read_token("tk_clash", "a long enough password") == "ours"
@@ -646,7 +646,7 @@ async def test_second_import_carries_go_changes(
     assert report.updated == 3
     assert report.skipped == 2
     assert [(r.source, r.reason) for r in report.rejected] == [
-        ("row 9004", "the value changed in the source after it was re-encrypted here")
+        ("row 9004", "the value changed in the source and here since the import")
     ]
     with pytest.raises(TokenNotFoundError):
         await store.read_token("tk_gone", PW_A)
@@ -723,6 +723,20 @@ async def test_rows_without_id_all_counted(
     again = await run_import(store, go_source)
     assert again.skipped == 503
 
+    # Rows without an id are matched by token, even after re-encryption.
+    assert await store.upgrade_format(PW_A) == 503
+    async with databases.Database(go_source.url) as db:
+        await db.execute(
+            f"UPDATE {go_source.vault} SET soft_deleted_at = :t"
+            " WHERE vault_token = 'tk_noid_7'",
+            {"t": PAST},
+        )
+    third = await run_import(store, go_source)
+    assert third.updated == 1
+    assert third.rows_rejected == 501
+    with pytest.raises(TokenNotFoundError):
+        await store.read_token("tk_noid_7", PW_A)
+
 
 async def test_empty_presets_turn_go_reads_off(
     make_store: MakeStore, go_source: GoSource
@@ -756,3 +770,54 @@ async def test_oversize_first_setting_rejects_key(
     report = await run_import(store, go_source)
     assert [r.source for r in report.rejected] == ["setting 'api_url'"]
     assert await store.get_setting("api_url") is None
+
+
+async def test_upgraded_rows_still_track_go(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [
+            go_row("9300", "tk_value", HELLO_A),
+            go_row("9301", "tk_deleted_in_go", HELLO_A),
+            go_row("9302", "tk_renewed_in_go", HELLO_A, expires_at=_future(5)),
+            go_row("9303", "tk_deleted_here", HELLO_A),
+        ],
+    )
+    store = await target(make_store)
+    await run_import(store, go_source)
+    assert await store.upgrade_format(PW_A) == 4
+    await store.delete_token("tk_deleted_here")
+
+    update = "UPDATE {vault} SET %s WHERE vault_token = :token"
+    await _go_execute(
+        go_source,
+        update % "vault_value = :v, updated_at = :t",
+        {"v": _first(PW_B, "v2"), "t": _future(1), "token": "tk_value"},
+    )
+    await _go_execute(
+        go_source,
+        update % "soft_deleted_at = :t, updated_at = :u",
+        {"t": PAST, "u": _future(1), "token": "tk_deleted_in_go"},
+    )
+    await _go_execute(
+        go_source,
+        update % "expires_at = :t, updated_at = :u",
+        {"t": _future(50), "u": _future(1), "token": "tk_renewed_in_go"},
+    )
+
+    report = await run_import(store, go_source)
+    assert report.imported == 0
+    assert report.updated == 1
+    assert report.skipped == 2
+    assert [(r.source, r.reason) for r in report.rejected] == [
+        ("row 9300", "the value changed in the source and here since the import")
+    ]
+    # The upgraded value stays; the Go change is reported, not lost silently.
+    assert await store.read_token("tk_value", PW_A) == "hello"
+    with pytest.raises(TokenNotFoundError):
+        await store.read_token("tk_deleted_in_go", PW_A)
+    assert await store.read_token("tk_renewed_in_go", PW_A) == "hello"
+    # A token deleted here is not brought back by the next import.
+    assert not await store.token_exists("tk_deleted_here")

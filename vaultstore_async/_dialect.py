@@ -115,6 +115,15 @@ class Dialect:
             " applied_at TEXT NOT NULL)"
         )
 
+    def go_ledger(self, table: str) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            " vault_token TEXT NOT NULL PRIMARY KEY,"
+            " row_id TEXT NOT NULL,"
+            " go_digest TEXT NOT NULL,"
+            " imported_at TEXT NOT NULL)"
+        )
+
 
 class PostgresDialect(Dialect):
     name = "postgresql"
@@ -176,6 +185,15 @@ class PostgresDialect(Dialect):
             f"CREATE TABLE IF NOT EXISTS {table} ("
             " version INTEGER NOT NULL PRIMARY KEY,"
             " applied_at TIMESTAMPTZ NOT NULL)"
+        )
+
+    def go_ledger(self, table: str) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            ' vault_token VARCHAR(255) COLLATE "C" NOT NULL PRIMARY KEY,'
+            ' row_id VARCHAR(255) COLLATE "C" NOT NULL,'
+            " go_digest CHAR(64) NOT NULL,"
+            " imported_at TIMESTAMPTZ NOT NULL)"
         )
 
 
@@ -255,5 +273,15 @@ class MySQLDialect(Dialect):
             f"CREATE TABLE IF NOT EXISTS {table} ("
             " version INT NOT NULL PRIMARY KEY,"
             " applied_at DATETIME(6) NOT NULL"
+            ") ENGINE=InnoDB"
+        )
+
+    def go_ledger(self, table: str) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            f" vault_token VARCHAR(255) {self._exact} NOT NULL PRIMARY KEY,"
+            f" row_id VARCHAR(255) {self._exact} NOT NULL,"
+            " go_digest CHAR(64) CHARACTER SET ascii NOT NULL,"
+            " imported_at DATETIME(6) NOT NULL"
             ") ENGINE=InnoDB"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -11,7 +12,6 @@ from typing import Any
 
 import databases
 
-from . import _goformat
 from . import _validate as check
 from ._backend import Backend, UniqueViolation
 from ._base import _table_name
@@ -25,6 +25,7 @@ from ._goimport import (
     convert_row,
     row_label,
 )
+from ._migrations import create_go_ledger
 from ._settings import SettingsOps, setting_value
 from ._stats import Stats
 from ._tokens import generate_id
@@ -92,6 +93,8 @@ class _Source:
 
 
 class GoOps(SettingsOps):
+    _ledger_exists = False
+
     async def import_go(
         self,
         source: str | databases.Database,
@@ -108,9 +111,11 @@ class GoOps(SettingsOps):
         Go VaultStore"), and a row that Go could no longer read stays
         unreadable here. Running it again imports new rows and brings rows
         imported before up to date in the safe direction only: a deletion,
-        an earlier expiry, or a new value while the row here still has its
-        Go value. Nothing is revived or extended, and a value changed in Go
-        after it was re-encrypted here is reported rather than copied.
+        an earlier expiry, or a new Go value while the row here still has
+        the value imported. Nothing is revived or extended, and a value
+        changed both in Go and here is reported rather than copied. The
+        ledger table `<table_name>_go_ledger`, created by the first import,
+        records what was imported.
         Rows that cannot be carried over faithfully are listed in the
         report's `rejected` with the reason and left out. `progress`, if
         given, is called after each page with (rows examined, total rows).
@@ -159,6 +164,10 @@ class GoOps(SettingsOps):
                 "the target tables do not exist. Connect with automigrate=True"
                 " or run migrate() first"
             )
+        self._ledger_exists = await self._backend.table_exists(self._names.go_ledger)
+        if ready and not dry_run and not self._ledger_exists:
+            await create_go_ledger(self._backend, self._names)
+            self._ledger_exists = True
         total = await source.count()
         now = self._now()
         # Rows with an id, paged by id, then rows without one, by token.
@@ -171,11 +180,14 @@ class GoOps(SettingsOps):
                 after = page[-1][key]
                 await self._import_page(page, now, report, ready)
                 await _report_progress(progress, report.examined, total)
-        for _ in range(await source.count_without_id_or_token()):
+        unnamed = await source.count_without_id_or_token()
+        for _ in range(unnamed):
             report.examined += 1
             report.rejected.append(
                 GoImportRejection("row without id or token", "vault_token is missing")
             )
+        if unnamed:
+            await _report_progress(progress, report.examined, total)
         if report.examined < total:
             logger.warning(
                 "Go import: %d source rows were counted but not read; rows"
@@ -223,24 +235,35 @@ class GoOps(SettingsOps):
     async def _drop_known(
         self, rows: list[ImportRow], report: GoImportReport
     ) -> list[ImportRow]:
-        """Bring rows already imported up to date with the source, reject
+        """Bring rows imported before up to date with the source, reject
         rows whose token or id another target row already has, and return
-        the rest."""
+        the rows still to insert."""
         if not rows:
             return rows
-        by_token = await self._target_rows("vault_token", [row.token for row in rows])
-        by_id = await self._target_rows("id", [row.id for row in rows if row.id])
+        tokens = [row.token for row in rows]
+        ledger = await self._ledger_rows(tokens)
+        by_token = await self._target_rows("vault_token", tokens)
+        by_id = await self._target_rows("id", [row.id for row in rows])
         fresh = []
         for row in rows:
             held = by_token.get(row.token)
-            if held is not None:
-                if held["id"] == row.id or held["vault_value"] == row.value:
-                    await self._reconcile(held, row, report)
+            entry = ledger.get(row.token)
+            if entry is not None:
+                if held is None or held["id"] != entry["row_id"]:
+                    # Deleted here after the import: never brought back.
+                    report.skipped += 1
+                else:
+                    await self._reconcile(held, entry, row, report)
+            elif held is not None:
+                if held["vault_value"] == row.value and held["id"] == row.id:
+                    # Imported before the ledger recorded it.
+                    if not report.dry_run:
+                        await self._record(row.token, row.id, row.value)
+                    report.skipped += 1
                 else:
                     report.rejected.append(
                         GoImportRejection(
-                            _label(row),
-                            "the target already has the token under another id",
+                            _label(row), "the target already has the token"
                         )
                     )
             elif row.id in by_id:
@@ -264,71 +287,110 @@ class GoOps(SettingsOps):
             return {}
         placeholders, names = in_list("k", keys)
         found = await self._backend.fetch_all(
-            f"SELECT id, vault_token, vault_value, updated_at, expires_at,"
-            f" soft_deleted_at FROM {self._vault} WHERE {column} IN ({placeholders})",
+            f"SELECT id, vault_token, vault_value, expires_at, soft_deleted_at"
+            f" FROM {self._vault} WHERE {column} IN ({placeholders})",
             names,
         )
         return {row[column]: row for row in found}
 
+    @property
+    def _ledger(self) -> str:
+        return self._q(self._names.go_ledger)
+
+    async def _ledger_rows(self, tokens: list[str]) -> dict[str, Mapping[str, Any]]:
+        if not self._ledger_exists:
+            return {}
+        placeholders, names = in_list("k", tokens)
+        found = await self._backend.fetch_all(
+            f"SELECT vault_token, row_id, go_digest FROM {self._ledger}"
+            f" WHERE vault_token IN ({placeholders})",
+            names,
+        )
+        return {row["vault_token"]: row for row in found}
+
+    async def _record(self, token: str, row_id: str, value: str) -> None:
+        """Note in the ledger which Go value a target row came from."""
+        values = {
+            "token": token,
+            "row_id": row_id,
+            "digest": _digest(value),
+            "now": self._db_time(self._now()),
+        }
+        changed = await self._backend.execute(
+            f"UPDATE {self._ledger} SET row_id = :row_id, go_digest = :digest,"
+            " imported_at = :now WHERE vault_token = :token",
+            values,
+        )
+        if not changed:
+            await self._backend.execute(
+                f"INSERT INTO {self._ledger} (vault_token, row_id, go_digest,"
+                " imported_at) VALUES (:token, :row_id, :digest, :now)",
+                values,
+            )
+
     async def _reconcile(
-        self, held: Mapping[str, Any], row: ImportRow, report: GoImportReport
+        self,
+        held: Mapping[str, Any],
+        entry: Mapping[str, Any],
+        row: ImportRow,
+        report: GoImportReport,
     ) -> None:
-        """Carry changes made in Go since an earlier import into the target
+        """Carry changes made in Go since the last import into the target
         row, in the safe direction only: a deletion, an earlier expiry, and
-        a new value while the target still has a Go value. A value changed
-        in Go after it was re-encrypted here is reported, not copied."""
-        label = _label(row)
+        a new Go value while the row here still has the value imported. A
+        value changed both in Go and here is reported, not copied."""
         changes: dict[str, Any] = {}
         if row.soft_deleted_at is not None and held["soft_deleted_at"] is None:
-            changes["soft_deleted_at"] = row.soft_deleted_at
+            changes["soft_deleted_at"] = self._db_time(row.soft_deleted_at)
         held_expiry = self._py_time(held["expires_at"])
         if row.expires_at is not None and (
             held_expiry is None or row.expires_at < held_expiry
         ):
-            changes["expires_at"] = row.expires_at
+            changes["expires_at"] = self._db_time(row.expires_at)
         conflict = False
-        if row.value != held["vault_value"]:
-            if _goformat.is_go_value(held["vault_value"]):
+        go_changed = _digest(row.value) != entry["go_digest"]
+        if go_changed:
+            if _digest(held["vault_value"]) == entry["go_digest"]:
                 changes["vault_value"] = row.value
-            elif row.updated_at > (self._py_time(held["updated_at"]) or row.updated_at):
+            else:
                 conflict = True
+        if changes and not report.dry_run:
+            assignments = ", ".join(f"{column} = :{column}" for column in changes)
+            written = await self._backend.execute(
+                f"UPDATE {self._vault} SET {assignments}, updated_at = :now"
+                " WHERE id = :id AND vault_value = :old",
+                {
+                    **changes,
+                    "now": self._db_time(self._now()),
+                    "id": held["id"],
+                    "old": held["vault_value"],
+                },
+            )
+            if not written:
                 report.rejected.append(
                     GoImportRejection(
-                        label,
-                        "the value changed in the source after it was"
-                        " re-encrypted here",
+                        _label(row),
+                        "the row changed here during the import; run it again",
                     )
                 )
-        if not changes:
-            if not conflict:
-                report.skipped += 1
-            return
-        if report.dry_run:
-            report.updated += 0 if conflict else 1
-            return
-        assignments = ", ".join(f"{column} = :{column}" for column in changes)
-        values = {
-            column: value if column == "vault_value" else self._db_time(value)
-            for column, value in changes.items()
-        }
-        changed = await self._backend.execute(
-            f"UPDATE {self._vault} SET {assignments}, updated_at = :now"
-            " WHERE id = :id AND vault_value = :old",
-            {
-                **values,
-                "now": self._db_time(self._now()),
-                "id": held["id"],
-                "old": held["vault_value"],
-            },
-        )
-        if changed:
-            report.updated += 0 if conflict else 1
-        elif not conflict:
+                return
+            if "vault_value" in changes:
+                await self._record(row.token, held["id"], row.value)
+        if conflict:
+            applied = " (its deletion or expiry was applied)" if changes else ""
             report.rejected.append(
                 GoImportRejection(
-                    label, "the row changed here during the import; run it again"
+                    _label(row),
+                    "the value changed in the source and here since the import"
+                    + applied,
                 )
             )
+        elif changes:
+            report.updated += 1
+            if row.scheduled and "expires_at" in changes:
+                report.scheduled_deletions += 1
+        else:
+            report.skipped += 1
 
     async def _insert_row(self, row: ImportRow) -> None:
         await self._backend.execute(
@@ -345,13 +407,15 @@ class GoOps(SettingsOps):
                 "soft_deleted_at": self._db_time(row.soft_deleted_at),
             },
         )
+        await self._record(row.token, row.id, row.value)
 
     async def _import_one(self, row: ImportRow, report: GoImportReport) -> None:
         fresh = await self._drop_known([row], report)
         if not fresh:
             return
         try:
-            await self._insert_row(fresh[0])
+            async with self._backend.transaction():
+                await self._insert_row(fresh[0])
         except UniqueViolation:
             report.rejected.append(
                 GoImportRejection(
@@ -396,6 +460,10 @@ class GoOps(SettingsOps):
                 report.rejected.append(
                     GoImportRejection(label, "the target has another value for it")
                 )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _label(row: ImportRow) -> str:

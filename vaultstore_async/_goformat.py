@@ -281,11 +281,12 @@ def open_legacy(stored: str, password: bytes) -> bytes:
     length_text, separator, rest = framed.partition(b"_")
     if not separator or not _GO_INT.fullmatch(length_text):
         raise DecryptionError()
-    # Go's Atoi fails beyond int64, and Python refuses to convert more than
-    # 4,300 digits, so long numbers stop here.
-    if len(length_text.lstrip(b"+-").lstrip(b"0")) > _INT64_DIGITS:
+    # Go's Atoi accepts leading zeros and fails beyond int64. Python refuses
+    # to convert more than 4,300 digits, so only the significant ones are.
+    digits = length_text.lstrip(b"+-").lstrip(b"0") or b"0"
+    if len(digits) > _INT64_DIGITS:
         raise DecryptionError()
-    length = int(length_text)
+    length = -int(digits) if length_text.startswith(b"-") else int(digits)
     if not 0 <= length <= min(len(rest), _INT64_MAX):
         raise DecryptionError()
     return _b64url_padded(rest[:length])

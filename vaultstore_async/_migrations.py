@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from ._backend import Backend, UniqueViolation
 from ._dialect import Dialect, derived_name
@@ -23,11 +24,18 @@ logger = logging.getLogger("vaultstore_async")
 
 _LOCK_TIMEOUT_SECONDS = 60
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class Names:
     vault: str
     meta: str
+
+    @property
+    def go_ledger(self) -> str:
+        # Rows that import_go copied from a Go table; see _go_ops.
+        return derived_name(self.vault, "go_ledger")
 
     @property
     def migrations(self) -> str:
@@ -80,22 +88,40 @@ async def current_version(backend: Backend, names: Names) -> int | None:
 
 async def migrate(backend: Backend, names: Names) -> int:
     """Apply every pending version and return the schema version."""
+    return await _locked(backend, lambda: _apply(backend, names))
+
+
+async def create_go_ledger(backend: Backend, names: Names) -> None:
+    """Create the Go import ledger if it is missing, under the migration
+    lock, because concurrent CREATE TABLE IF NOT EXISTS can fail on
+    PostgreSQL. It is made by the first import rather than by a schema
+    version, so stores that never import from Go do not have it."""
+
+    async def create() -> None:
+        table = backend.dialect.quote(names.go_ledger)
+        await backend.execute_ddl(backend.dialect.go_ledger(table))
+
+    await _locked(backend, create)
+
+
+async def _locked(backend: Backend, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` holding the database-wide migration lock."""
     dialect = backend.dialect
     if dialect.name == "postgresql":
         async with backend.transaction():
             await backend.execute(
                 "SELECT pg_advisory_xact_lock(:key)", {"key": _LOCK_KEY}
             )
-            return await _apply(backend, names)
+            return await work()
     if dialect.name == "mysql":
         async with backend.pinned():
             await _get_lock(backend)
             try:
-                return await _apply(backend, names)
+                return await work()
             finally:
                 await _release_lock(backend)
     async with backend.transaction():
-        return await _apply(backend, names)
+        return await work()
 
 
 async def _get_lock(backend: Backend) -> None:
