@@ -821,3 +821,58 @@ async def test_upgraded_rows_still_track_go(
     assert await store.read_token("tk_renewed_in_go", PW_A) == "hello"
     # A token deleted here is not brought back by the next import.
     assert not await store.token_exists("tk_deleted_here")
+
+
+async def test_second_source_cannot_overwrite(
+    make_store: MakeStore, go_source: GoSource, db_url: str
+) -> None:
+    # Go allows any custom token, so two Go services may share one.
+    other_vault, other_meta = go_table_names()
+    await create_go_tables(db_url, other_vault, other_meta)
+    try:
+        await insert_go_rows(
+            db_url, go_source.vault, [go_row("1001", "db_pw", HELLO_A)]
+        )
+        await insert_go_rows(
+            db_url,
+            other_vault,
+            [go_row("2001", "db_pw", _first(PW_B, "v2"), soft_deleted_at=PAST)],
+        )
+        store = await target(make_store)
+        await run_import(store, go_source)
+        second = await store.import_go(db_url, source_table=other_vault)
+        assert [(r.source, r.reason) for r in second.rejected] == [
+            ("row 2001", "the target already has the token")
+        ]
+        assert second.updated == 0
+        assert await store.read_token("db_pw", PW_A) == "hello"
+    finally:
+        await drop_go_tables(db_url, other_vault, other_meta)
+
+
+async def test_dropped_ledger_still_applies_deletions(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [go_row("9400", "tk_a", HELLO_A), go_row("9401", "tk_b", HELLO_A)],
+    )
+    store = await target(make_store)
+    await run_import(store, go_source)
+    assert await store.upgrade_format(PW_A) == 2
+    async with databases.Database(go_source.url) as db:
+        await db.execute(f"DROP TABLE {store.table_name}_go_ledger")
+    await _go_execute(
+        go_source,
+        "UPDATE {vault} SET soft_deleted_at = :t WHERE vault_token = :token",
+        {"t": PAST, "token": "tk_a"},
+    )
+    report = await run_import(store, go_source)
+    assert report.rejected == []
+    assert (report.updated, report.skipped) == (1, 1)
+    with pytest.raises(TokenNotFoundError):
+        await store.read_token("tk_a", PW_A)
+    assert await store.read_token("tk_b", PW_A) == "hello"
+    again = await run_import(store, go_source)
+    assert (again.updated, again.skipped, again.rejected) == (0, 2, [])

@@ -85,6 +85,14 @@ class Dialect:
             " meta_value = excluded.meta_value, updated_at = excluded.updated_at"
         )
 
+    def upsert_ledger(self, table: str) -> str:
+        return (
+            f"INSERT INTO {table} (vault_token, row_id, go_digest, imported_at)"
+            " VALUES (:token, :row_id, :digest, :now)"
+            " ON CONFLICT (vault_token) DO UPDATE SET row_id = excluded.row_id,"
+            " go_digest = excluded.go_digest, imported_at = excluded.imported_at"
+        )
+
     def schema_v1(self, vault: str, meta: str, vault_name: str) -> list[str]:
         ix_expires = self.quote(derived_name(vault_name, "expires_at"))
         ix_deleted = self.quote(derived_name(vault_name, "soft_deleted_at"))
@@ -239,6 +247,14 @@ class MySQLDialect(Dialect):
             " VALUES (:key, :value, :now, :now)"
             " ON DUPLICATE KEY UPDATE"
             " meta_value = VALUES(meta_value), updated_at = VALUES(updated_at)"
+        )
+
+    def upsert_ledger(self, table: str) -> str:
+        return (
+            f"INSERT INTO {table} (vault_token, row_id, go_digest, imported_at)"
+            " VALUES (:token, :row_id, :digest, :now)"
+            " ON DUPLICATE KEY UPDATE row_id = VALUES(row_id),"
+            " go_digest = VALUES(go_digest), imported_at = VALUES(imported_at)"
         )
 
     def schema_v1(self, vault: str, meta: str, vault_name: str) -> list[str]:

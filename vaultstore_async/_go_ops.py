@@ -12,6 +12,7 @@ from typing import Any
 
 import databases
 
+from . import _goformat
 from . import _validate as check
 from ._backend import Backend, UniqueViolation
 from ._base import _table_name
@@ -248,18 +249,27 @@ class GoOps(SettingsOps):
         for row in rows:
             held = by_token.get(row.token)
             entry = ledger.get(row.token)
-            if entry is not None:
+            if entry is not None and not (
+                row.id_generated or entry["row_id"] == row.id
+            ):
+                # Another Go table imported this token under another id.
+                report.rejected.append(
+                    GoImportRejection(_label(row), "the target already has the token")
+                )
+            elif entry is not None:
                 if held is None or held["id"] != entry["row_id"]:
                     # Deleted here after the import: never brought back.
                     report.skipped += 1
                 else:
-                    await self._reconcile(held, entry, row, report)
+                    await self._reconcile(held, entry["go_digest"], True, row, report)
             elif held is not None:
-                if held["vault_value"] == row.value and held["id"] == row.id:
-                    # Imported before the ledger recorded it.
-                    if not report.dry_run:
-                        await self._record(row.token, row.id, row.value)
-                    report.skipped += 1
+                if held["id"] == row.id:
+                    # Imported while the ledger did not record it (it was
+                    # dropped, say). Assume the row here started from this Go
+                    # value unless it still has another Go value.
+                    current = held["vault_value"]
+                    known = current if _goformat.is_go_value(current) else row.value
+                    await self._reconcile(held, _digest(known), False, row, report)
                 else:
                     report.rejected.append(
                         GoImportRejection(
@@ -310,35 +320,30 @@ class GoOps(SettingsOps):
 
     async def _record(self, token: str, row_id: str, value: str) -> None:
         """Note in the ledger which Go value a target row came from."""
-        values = {
-            "token": token,
-            "row_id": row_id,
-            "digest": _digest(value),
-            "now": self._db_time(self._now()),
-        }
-        changed = await self._backend.execute(
-            f"UPDATE {self._ledger} SET row_id = :row_id, go_digest = :digest,"
-            " imported_at = :now WHERE vault_token = :token",
-            values,
+        await self._backend.execute(
+            self._backend.dialect.upsert_ledger(self._ledger),
+            {
+                "token": token,
+                "row_id": row_id,
+                "digest": _digest(value),
+                "now": self._db_time(self._now()),
+            },
         )
-        if not changed:
-            await self._backend.execute(
-                f"INSERT INTO {self._ledger} (vault_token, row_id, go_digest,"
-                " imported_at) VALUES (:token, :row_id, :digest, :now)",
-                values,
-            )
 
     async def _reconcile(
         self,
         held: Mapping[str, Any],
-        entry: Mapping[str, Any],
+        digest: str,
+        recorded: bool,
         row: ImportRow,
         report: GoImportReport,
     ) -> None:
         """Carry changes made in Go since the last import into the target
         row, in the safe direction only: a deletion, an earlier expiry, and
-        a new Go value while the row here still has the value imported. A
-        value changed both in Go and here is reported, not copied."""
+        a new Go value while the row here still has the value imported.
+        `digest` is the Go value last imported, and `recorded` tells whether
+        the ledger has it. A value changed both in Go and here is reported,
+        not copied."""
         changes: dict[str, Any] = {}
         if row.soft_deleted_at is not None and held["soft_deleted_at"] is None:
             changes["soft_deleted_at"] = self._db_time(row.soft_deleted_at)
@@ -348,24 +353,15 @@ class GoOps(SettingsOps):
         ):
             changes["expires_at"] = self._db_time(row.expires_at)
         conflict = False
-        go_changed = _digest(row.value) != entry["go_digest"]
-        if go_changed:
-            if _digest(held["vault_value"]) == entry["go_digest"]:
+        go_changed = _digest(row.value) != digest
+        if go_changed and held["vault_value"] != row.value:
+            if _digest(held["vault_value"]) == digest:
                 changes["vault_value"] = row.value
             else:
                 conflict = True
-        if changes and not report.dry_run:
-            assignments = ", ".join(f"{column} = :{column}" for column in changes)
-            written = await self._backend.execute(
-                f"UPDATE {self._vault} SET {assignments}, updated_at = :now"
-                " WHERE id = :id AND vault_value = :old",
-                {
-                    **changes,
-                    "now": self._db_time(self._now()),
-                    "id": held["id"],
-                    "old": held["vault_value"],
-                },
-            )
+        record = not conflict and (go_changed or not recorded)
+        if not report.dry_run and (changes or record):
+            written = await self._apply(held, row, changes, record)
             if not written:
                 report.rejected.append(
                     GoImportRejection(
@@ -374,8 +370,6 @@ class GoOps(SettingsOps):
                     )
                 )
                 return
-            if "vault_value" in changes:
-                await self._record(row.token, held["id"], row.value)
         if conflict:
             applied = " (its deletion or expiry was applied)" if changes else ""
             report.rejected.append(
@@ -391,6 +385,35 @@ class GoOps(SettingsOps):
                 report.scheduled_deletions += 1
         else:
             report.skipped += 1
+
+    async def _apply(
+        self,
+        held: Mapping[str, Any],
+        row: ImportRow,
+        changes: dict[str, Any],
+        record: bool,
+    ) -> bool:
+        """Write `changes` to the target row with compare-and-set and, with
+        `record`, note the Go value in the ledger, both in one transaction.
+        Return False when the row changed here meanwhile."""
+        async with self._backend.transaction():
+            if changes:
+                assignments = ", ".join(f"{column} = :{column}" for column in changes)
+                written = await self._backend.execute(
+                    f"UPDATE {self._vault} SET {assignments}, updated_at = :now"
+                    " WHERE id = :id AND vault_value = :old",
+                    {
+                        **changes,
+                        "now": self._db_time(self._now()),
+                        "id": held["id"],
+                        "old": held["vault_value"],
+                    },
+                )
+                if not written:
+                    return False
+            if record:
+                await self._record(row.token, held["id"], row.value)
+        return True
 
     async def _insert_row(self, row: ImportRow) -> None:
         await self._backend.execute(
