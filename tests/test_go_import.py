@@ -9,6 +9,8 @@ rows that cannot be carried over.
 
 from __future__ import annotations
 
+import base64
+import os
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -876,3 +878,26 @@ async def test_dropped_ledger_still_applies_deletions(
     assert await store.read_token("tk_b", PW_A) == "hello"
     again = await run_import(store, go_source)
     assert (again.updated, again.skipped, again.rejected) == (0, 2, [])
+
+
+async def test_large_values_split_statements(
+    make_store: MakeStore, go_source: GoSource
+) -> None:
+    # 20 MiB of stored values in one page: more than MariaDB's default
+    # 16 MiB packet, so the insert must be split.
+    big = [
+        "v2:" + base64.urlsafe_b64encode(os.urandom(1_500_000)).decode("ascii")
+        for _ in range(10)
+    ]
+    await insert_go_rows(
+        go_source.url,
+        go_source.vault,
+        [go_row(f"95{n:02d}", f"tk_big_{n}", value) for n, value in enumerate(big)],
+    )
+    store = await target(make_store)
+    report = await run_import(store, go_source)
+    assert report.imported == 10
+    for n, value in enumerate(big):
+        assert (
+            await stored_value(go_source.url, store.table_name, f"tk_big_{n}") == value
+        )

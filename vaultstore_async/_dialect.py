@@ -85,13 +85,21 @@ class Dialect:
             " meta_value = excluded.meta_value, updated_at = excluded.updated_at"
         )
 
-    def upsert_ledger(self, table: str) -> str:
+    def upsert_ledger(self, table: str, count: int) -> str:
+        """Insert or replace `count` ledger rows, with placeholders
+        token<n>, row_id<n>, digest<n> and one shared :now."""
+        rows = ", ".join(
+            f"(:token{n}, :row_id{n}, :digest{n}, :now)" for n in range(count)
+        )
         return (
             f"INSERT INTO {table} (vault_token, row_id, go_digest, imported_at)"
-            " VALUES (:token, :row_id, :digest, :now)"
-            " ON CONFLICT (vault_token) DO UPDATE SET row_id = excluded.row_id,"
-            " go_digest = excluded.go_digest, imported_at = excluded.imported_at"
+            f" VALUES {rows} {self._ledger_conflict}"
         )
+
+    _ledger_conflict = (
+        "ON CONFLICT (vault_token) DO UPDATE SET row_id = excluded.row_id,"
+        " go_digest = excluded.go_digest, imported_at = excluded.imported_at"
+    )
 
     def schema_v1(self, vault: str, meta: str, vault_name: str) -> list[str]:
         ix_expires = self.quote(derived_name(vault_name, "expires_at"))
@@ -249,13 +257,10 @@ class MySQLDialect(Dialect):
             " meta_value = VALUES(meta_value), updated_at = VALUES(updated_at)"
         )
 
-    def upsert_ledger(self, table: str) -> str:
-        return (
-            f"INSERT INTO {table} (vault_token, row_id, go_digest, imported_at)"
-            " VALUES (:token, :row_id, :digest, :now)"
-            " ON DUPLICATE KEY UPDATE row_id = VALUES(row_id),"
-            " go_digest = VALUES(go_digest), imported_at = VALUES(imported_at)"
-        )
+    _ledger_conflict = (
+        "ON DUPLICATE KEY UPDATE row_id = VALUES(row_id),"
+        " go_digest = VALUES(go_digest), imported_at = VALUES(imported_at)"
+    )
 
     def schema_v1(self, vault: str, meta: str, vault_name: str) -> list[str]:
         ix_expires = self.quote(derived_name(vault_name, "expires_at"))
