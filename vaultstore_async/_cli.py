@@ -333,7 +333,9 @@ def _parser() -> argparse.ArgumentParser:
         "import-go",
         help="copy a Go VaultStore table into a vaultstore_async table",
         description="Copy every row and vault setting of a Go VaultStore table."
-        " Rows already imported are skipped. Exit status 1 if any was rejected.",
+        " Rows imported before are skipped, or updated with deletions, earlier"
+        " expiries and new values made in Go. Exit status 1 if any row or"
+        " setting was rejected.",
     )
     go.set_defaults(handler=_import_go)
     go.add_argument("source_url", help="database URL of the Go tables")
