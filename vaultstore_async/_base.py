@@ -358,6 +358,23 @@ class StoreBase:
                     return _goformat.utf8_text(plaintext)
         raise DecryptionError()
 
+    async def _replace_values(self, writes: list[tuple[str, str, str]]) -> list[str]:
+        """Write each (id, value read, new value) in one transaction, only
+        where the row still has the value read, and return the ids of rows
+        that a concurrent writer changed meanwhile."""
+        lost: list[str] = []
+        now = self._db_time(self._now())
+        async with self._backend.transaction():
+            for row_id, old_value, new_value in writes:
+                written = await self._backend.execute(
+                    f"UPDATE {self._vault} SET vault_value = :new, updated_at = :now"
+                    " WHERE id = :id AND vault_value = :old",
+                    {"new": new_value, "now": now, "id": row_id, "old": old_value},
+                )
+                if not written:
+                    lost.append(row_id)
+        return lost
+
     async def _upgrade_read(
         self, opened: list[tuple[Mapping[str, Any], str]], password: bytes
     ) -> None:
@@ -379,19 +396,11 @@ class StoreBase:
                     for row, value in go_rows
                 ]
             )
-            writes = [(row, new) for (row, _), new in zip(go_rows, fresh, strict=True)]
-            now = self._db_time(self._now())
-            async with self._backend.transaction():
-                for row, sealed in writes:
-                    await self._backend.execute(
-                        f"UPDATE {self._vault} SET vault_value = :new,"
-                        " updated_at = :now WHERE id = :id AND vault_value = :old",
-                        {
-                            "new": sealed,
-                            "now": now,
-                            "id": row["id"],
-                            "old": row["vault_value"],
-                        },
-                    )
+            await self._replace_values(
+                [
+                    (row["id"], row["vault_value"], sealed)
+                    for (row, _), sealed in zip(go_rows, fresh, strict=True)
+                ]
+            )
         except VaultStoreError as exc:
             logger.warning("could not upgrade Go-format rows after a read: %s", exc)

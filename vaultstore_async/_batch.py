@@ -3,9 +3,8 @@ password change."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from ._errors import (
 )
 from ._policy import encode_password
 from ._record_ops import RecordOps
-from ._tasks import run_all
+from ._tasks import Progress, check_progress, report_progress, run_all
 
 logger = logging.getLogger("vaultstore_async")
 
@@ -30,13 +29,6 @@ READ_CHUNK = 2000
 CHANGE_PAGE = 500
 _REKEY_RETRIES = 3
 _UPSERT_ATTEMPTS = 4
-
-Progress = Callable[[int, int], Any]
-
-
-def _check_progress(progress: object) -> None:
-    if progress is not None and not callable(progress):
-        raise ValidationError("progress must be callable or None")
 
 
 class BatchOps(RecordOps):
@@ -220,7 +212,7 @@ class BatchOps(RecordOps):
         self._require_open()
         old = encode_password(old_password, "old_password")
         new = self._writing_password(new_password, "new_password")
-        _check_progress(progress)
+        check_progress(progress)
         changed, examined = await self._rekey_all(old, new, progress, go_only=False)
         logger.info("password change re-encrypted %d of %d rows", changed, examined)
         return changed
@@ -246,7 +238,7 @@ class BatchOps(RecordOps):
         """
         self._require_open()
         secret = encode_password(password)
-        _check_progress(progress)
+        check_progress(progress)
         if not self._go_presets:
             raise ValidationError(
                 "go_presets is empty, so this store reads no Go values; pass"
@@ -275,10 +267,7 @@ class BatchOps(RecordOps):
             last_id = page[-1]["id"]
             changed += await self._rekey_with_retries(page, old, new, go_only)
             examined += len(page)
-            if progress is not None:
-                outcome = progress(examined, changed)
-                if inspect.isawaitable(outcome):
-                    await outcome
+            await report_progress(progress, examined, changed)
             if len(page) < CHANGE_PAGE:
                 break
         return changed, examined
@@ -350,19 +339,7 @@ class BatchOps(RecordOps):
         compare-and-set failed)."""
         results = await run_all([self._rekey_row(row, old, new) for row in page])
         writes = [result for result in results if result is not None]
-        changed = 0
-        lost: list[str] = []
         if not writes:
-            return changed, lost
-        now = self._db_time(self._now())
-        async with self._backend.transaction():
-            for row_id, old_value, new_value in writes:
-                written = await self._backend.execute(
-                    f"UPDATE {self._vault} SET vault_value = :new, updated_at = :now"
-                    " WHERE id = :id AND vault_value = :old",
-                    {"new": new_value, "now": now, "id": row_id, "old": old_value},
-                )
-                changed += written
-                if not written:
-                    lost.append(row_id)
-        return changed, lost
+            return 0, []
+        lost = await self._replace_values(writes)
+        return len(writes) - len(lost), lost

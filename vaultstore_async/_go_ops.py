@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -29,13 +28,13 @@ from ._goimport import (
 from ._migrations import create_go_ledger
 from ._settings import SettingsOps, setting_value
 from ._stats import Stats
+from ._tasks import Progress, check_progress, report_progress
 from ._tokens import generate_id
 
 logger = logging.getLogger("vaultstore_async")
 
 IMPORT_PAGE = 500
 _STATEMENT_BYTES = 4 * 1024 * 1024
-Progress = Callable[[int, int], Any]
 
 
 class _Source:
@@ -133,8 +132,7 @@ class GoOps(SettingsOps):
         source_name = _table_name(source_table, "source_table")
         source_meta = _table_name(source_meta_table, "source_meta_table")
         dry_run = check.flag(dry_run, "dry_run")
-        if progress is not None and not callable(progress):
-            raise ValidationError("progress must be callable or None")
+        check_progress(progress)
         backend = Backend(source, Stats())
         if backend.url_for_logs == self._backend.url_for_logs and (
             source_name.lower() in (self._names.vault.lower(), self._names.meta.lower())
@@ -181,7 +179,7 @@ class GoOps(SettingsOps):
             while page := await fetch(after):
                 after = page[-1][key]
                 await self._import_page(page, now, report, ready)
-                await _report_progress(progress, report.examined, total)
+                await report_progress(progress, report.examined, total)
         unnamed = await source.count_without_id_or_token()
         for _ in range(unnamed):
             report.examined += 1
@@ -189,7 +187,7 @@ class GoOps(SettingsOps):
                 GoImportRejection("row without id or token", "vault_token is missing")
             )
         if unnamed:
-            await _report_progress(progress, report.examined, total)
+            await report_progress(progress, report.examined, total)
         if report.examined < total:
             logger.warning(
                 "Go import: %d source rows were counted but not read; rows"
@@ -278,7 +276,7 @@ class GoOps(SettingsOps):
                     )
             elif row.id in by_id:
                 if row.id_generated:
-                    fresh.append(_with_new_id(row))
+                    fresh.append(replace(row, id=generate_id()))
                 else:
                     report.rejected.append(
                         GoImportRejection(
@@ -516,15 +514,3 @@ def _label(row: ImportRow) -> str:
     if row.id_generated:
         return f"row with token {row.token[:80]}"
     return f"row {row.id[:80]}"
-
-
-def _with_new_id(row: ImportRow) -> ImportRow:
-    return replace(row, id=generate_id())
-
-
-async def _report_progress(progress: Progress | None, done: int, total: int) -> None:
-    if progress is None:
-        return
-    outcome = progress(done, total)
-    if inspect.isawaitable(outcome):
-        await outcome

@@ -1,12 +1,16 @@
-"""Running many coroutines at once."""
+"""Running many coroutines at once, and calling progress callbacks."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import inspect
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._errors import ValidationError
+
 T = TypeVar("T")
+Progress = Callable[[int, int], Any]
 
 
 async def run_all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
@@ -19,3 +23,18 @@ async def run_all(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
         first = failed.exceptions[0]
         raise first from first.__cause__
     return [task.result() for task in tasks]
+
+
+def check_progress(progress: object) -> None:
+    """Raise ValidationError unless `progress` is callable or None."""
+    if progress is not None and not callable(progress):
+        raise ValidationError("progress must be callable or None")
+
+
+async def report_progress(progress: Progress | None, first: int, second: int) -> None:
+    """Call `progress(first, second)` if given, awaiting it if it is async."""
+    if progress is None:
+        return
+    outcome = progress(first, second)
+    if inspect.isawaitable(outcome):
+        await outcome
