@@ -1,10 +1,10 @@
 """Importing a Go VaultStore table and reading it through the normal API,
 on SQLite, PostgreSQL and MariaDB.
 
-The Go table holds every published vector under two passwords in all
-three formats, plus the awkward rows a real Go table collects: soft-deleted
-and expired rows, a scheduled deletion, NULL and empty timestamps, and
-rows that cannot be carried over.
+The Go table contains every published vector under two passwords in all
+three formats. It also has the awkward rows a real Go table collects:
+soft-deleted and expired rows, a scheduled deletion, NULL and empty
+timestamps, and rows that cannot be carried over.
 """
 
 from __future__ import annotations
@@ -218,15 +218,18 @@ async def test_expiry_and_soft_deletion_carry_over(
     # readable and expires at that moment.
     assert await store.read_token("tk_scheduled", PW_A) == "hello"
     scheduled = await store.find_record_by_token("tk_scheduled")
-    assert scheduled is not None and scheduled.expires_at is not None
+    assert scheduled is not None
+    assert scheduled.expires_at is not None
     assert scheduled.expires_at > datetime.now(UTC) + timedelta(days=2)
 
     later = await store.find_record_by_token("tk_expires_later")
-    assert later is not None and later.expires_at is not None
+    assert later is not None
+    assert later.expires_at is not None
     assert later.expires_at > datetime.now(UTC) + timedelta(days=9)
     sentinel = await store.find_record_by_token("tk_vec00_v2")
     assert sentinel is not None
-    assert sentinel.expires_at is None and sentinel.soft_deleted_at is None
+    assert sentinel.expires_at is None
+    assert sentinel.soft_deleted_at is None
     assert sentinel.created_at == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
@@ -245,16 +248,20 @@ async def test_null_timestamps_never_revive_secrets(
     hidden = await store.find_record_by_token(
         "tk_null_deleted", include_soft_deleted=True
     )
-    assert hidden is not None and hidden.soft_deleted_at is not None
+    assert hidden is not None
+    assert hidden.soft_deleted_at is not None
 
     # NULL expiry meant "never" to Go; NULL created/updated take the import time.
     assert await store.read_token("tk_null_times", PW_A) == "hello"
     row = await store.find_record_by_token("tk_null_times")
-    assert row is not None and row.expires_at is None
-    assert row.created_at >= before and row.updated_at >= before
+    assert row is not None
+    assert row.expires_at is None
+    assert row.created_at >= before
+    assert row.updated_at >= before
 
     empty = await store.find_record_by_token("tk_empty_times")
-    assert empty is not None and empty.expires_at is None
+    assert empty is not None
+    assert empty.expires_at is None
     assert empty.created_at == datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
@@ -276,7 +283,8 @@ async def test_unconvertible_rows_are_reported(
     for token in ("tk_not_go", "tk_damaged_v2", "tk_bad_time"):
         assert not await store.token_exists(token)
     for item in report.rejected:
-        assert "hello" not in item.reason and "v2:" not in item.reason
+        assert "hello" not in item.reason
+        assert "v2:" not in item.reason
 
 
 async def test_second_import_skips_existing_rows(
@@ -343,17 +351,20 @@ async def test_upgrade_format_only_matching_rows(
         for index, v in enumerate(VECTORS)
         if v["password"] == PW_A
     }
+
     seen: list[tuple[int, int]] = []
     changed = await store.upgrade_format(
         PW_A, progress=lambda e, c: seen.append((e, c))
     )
     # The vectors under PW_A and the 7 special rows, soft-deleted ones too.
     assert changed == len(under_a) + 7
-    assert seen and seen[-1][1] == changed
+    assert seen
+    assert seen[-1][1] == changed
     for token, plaintext in under_a.items():
         stored = await stored_value(go_source.url, store.table_name, token)
         assert stored.startswith("vs1:")
         assert await store.read_token(token, PW_A) == plaintext
+
     untouched = next(
         f"tk_vec{index:02d}_{v['format']}"
         for index, v in enumerate(VECTORS)
@@ -541,7 +552,8 @@ async def test_many_rows_import_in_pages(
         store, go_source, progress=lambda d, t: calls.append((d, t))
     )
     assert report.imported == 1203
-    assert calls[-1] == (1203, 1203) and len(calls) == 3
+    assert calls[-1] == (1203, 1203)
+    assert len(calls) == 3
     assert await store.count_records() == 1203
 
 
@@ -567,6 +579,7 @@ async def test_import_go_across_backends(
     assert not (tmp_path / "other" / "vault.db").exists() or not await _has_table(
         target_url, table_names["table_name"]
     )
+
     report = await import_go(
         go_source.url,
         target_url,
@@ -653,11 +666,13 @@ async def test_second_import_carries_go_changes(
     with pytest.raises(TokenNotFoundError):
         await store.read_token("tk_gone", PW_A)
     sooner = await store.find_record_by_token("tk_sooner")
-    assert sooner is not None and sooner.expires_at is not None
+    assert sooner is not None
+    assert sooner.expires_at is not None
     assert sooner.expires_at < datetime.now(UTC) + timedelta(days=2)
     # An extension made in Go is not carried: expiry only moves earlier.
     later = await store.find_record_by_token("tk_later")
-    assert later is not None and later.expires_at is not None
+    assert later is not None
+    assert later.expires_at is not None
     assert later.expires_at < datetime.now(UTC) + timedelta(days=3)
     assert await store.read_token("tk_new_value", PW_B) == "hello"
     assert await store.read_token("tk_both", PW_A) == "written here"
@@ -743,8 +758,8 @@ async def test_rows_without_id_all_counted(
 async def test_empty_presets_turn_go_reads_off(
     make_store: MakeStore, go_source: GoSource
 ) -> None:
-    # After the move, a writer to the database who knows one legacy
-    # plaintext could forge legacy values; go_presets=() closes that door.
+    # After the move, a writer to the database who has one legacy value and
+    # its plaintext could forge legacy values, so go_presets=() reads none.
     await insert_go_rows(
         go_source.url,
         go_source.vault,

@@ -241,7 +241,7 @@ class BatchOps(RecordOps):
         check_progress(progress)
         if not self._go_presets:
             raise ValidationError(
-                "go_presets is empty, so this store reads no Go values; pass"
+                "go_presets is empty, so this store reads no Go values. Pass"
                 " the presets the Go service used"
             )
         _goformat.require_support()

@@ -164,10 +164,12 @@ class GoOps(SettingsOps):
                 "the target tables do not exist. Connect with automigrate=True"
                 " or run migrate() first"
             )
+
         self._ledger_exists = await self._backend.table_exists(self._names.go_ledger)
         if ready and not dry_run and not self._ledger_exists:
             await create_go_ledger(self._backend, self._names)
             self._ledger_exists = True
+
         total = await source.count()
         now = self._now()
         # Rows with an id, paged by id, then rows without one, by token.
@@ -180,6 +182,7 @@ class GoOps(SettingsOps):
                 after = page[-1][key]
                 await self._import_page(page, now, report, ready)
                 await report_progress(progress, report.examined, total)
+
         unnamed = await source.count_without_id_or_token()
         for _ in range(unnamed):
             report.examined += 1
@@ -245,7 +248,7 @@ class GoOps(SettingsOps):
         by_id = await self._target_rows("id", [row.id for row in rows])
         fresh = []
         for row in rows:
-            held = by_token.get(row.token)
+            existing = by_token.get(row.token)
             entry = ledger.get(row.token)
             if entry is not None and not (
                 row.id_generated or entry["row_id"] == row.id
@@ -255,19 +258,21 @@ class GoOps(SettingsOps):
                     GoImportRejection(_label(row), "the target already has the token")
                 )
             elif entry is not None:
-                if held is None or held["id"] != entry["row_id"]:
+                if existing is None or existing["id"] != entry["row_id"]:
                     # Deleted here after the import: never brought back.
                     report.skipped += 1
                 else:
-                    await self._reconcile(held, entry["go_digest"], True, row, report)
-            elif held is not None:
-                if held["id"] == row.id:
+                    await self._reconcile(
+                        existing, entry["go_digest"], True, row, report
+                    )
+            elif existing is not None:
+                if existing["id"] == row.id:
                     # Imported while the ledger did not record it (it was
                     # dropped, say). Assume the row here started from this Go
                     # value unless it still has another Go value.
-                    current = held["vault_value"]
+                    current = existing["vault_value"]
                     known = current if _goformat.is_go_value(current) else row.value
-                    await self._reconcile(held, _digest(known), False, row, report)
+                    await self._reconcile(existing, _digest(known), False, row, report)
                 else:
                     report.rejected.append(
                         GoImportRejection(
@@ -333,7 +338,7 @@ class GoOps(SettingsOps):
 
     async def _reconcile(
         self,
-        held: Mapping[str, Any],
+        existing: Mapping[str, Any],
         digest: str,
         recorded: bool,
         row: ImportRow,
@@ -342,27 +347,29 @@ class GoOps(SettingsOps):
         """Carry changes made in Go since the last import into the target
         row, in the safe direction only: a deletion, an earlier expiry, and
         a new Go value while the row here still has the value imported.
-        `digest` is the Go value last imported, and `recorded` tells whether
-        the ledger has it. A value changed both in Go and here is reported,
-        not copied."""
+        `digest` is the digest of the Go value last imported, and `recorded`
+        is True when the ledger already has it. A value changed both in Go
+        and here is reported, not copied."""
         changes: dict[str, Any] = {}
-        if row.soft_deleted_at is not None and held["soft_deleted_at"] is None:
+        if row.soft_deleted_at is not None and existing["soft_deleted_at"] is None:
             changes["soft_deleted_at"] = self._db_time(row.soft_deleted_at)
-        held_expiry = self._py_time(held["expires_at"])
+        existing_expiry = self._py_time(existing["expires_at"])
         if row.expires_at is not None and (
-            held_expiry is None or row.expires_at < held_expiry
+            existing_expiry is None or row.expires_at < existing_expiry
         ):
             changes["expires_at"] = self._db_time(row.expires_at)
+
         conflict = False
         go_changed = _digest(row.value) != digest
-        if go_changed and held["vault_value"] != row.value:
-            if _digest(held["vault_value"]) == digest:
+        if go_changed and existing["vault_value"] != row.value:
+            if _digest(existing["vault_value"]) == digest:
                 changes["vault_value"] = row.value
             else:
                 conflict = True
         record = not conflict and (go_changed or not recorded)
+
         if not report.dry_run and (changes or record):
-            written = await self._apply(held, row, changes, record)
+            written = await self._apply(existing, row, changes, record)
             if not written:
                 report.rejected.append(
                     GoImportRejection(
@@ -371,6 +378,7 @@ class GoOps(SettingsOps):
                     )
                 )
                 return
+
         if conflict:
             applied = " (its deletion or expiry was applied)" if changes else ""
             report.rejected.append(
@@ -389,7 +397,7 @@ class GoOps(SettingsOps):
 
     async def _apply(
         self,
-        held: Mapping[str, Any],
+        existing: Mapping[str, Any],
         row: ImportRow,
         changes: dict[str, Any],
         record: bool,
@@ -406,14 +414,14 @@ class GoOps(SettingsOps):
                     {
                         **changes,
                         "now": self._db_time(self._now()),
-                        "id": held["id"],
-                        "old": held["vault_value"],
+                        "id": existing["id"],
+                        "old": existing["vault_value"],
                     },
                 )
                 if not written:
                     return False
             if record:
-                await self._record(row.token, held["id"], row.value)
+                await self._record(row.token, existing["id"], row.value)
         return True
 
     async def _insert_rows(self, rows: list[ImportRow]) -> None:

@@ -73,7 +73,7 @@ class GoImportRejection:
 
 @dataclass(slots=True)
 class GoImportReport:
-    """What an import did, or would do with `dry_run`."""
+    """Counts and rejections of one import, or of what a dry run would do."""
 
     dry_run: bool
     examined: int = 0
@@ -90,7 +90,7 @@ class GoImportReport:
         return sum(1 for item in self.rejected if not item.source.startswith("setting"))
 
     def summary(self) -> str:
-        """One line for people, e.g. for the end of a command-line run."""
+        """Return the counts as one line, as the command line prints them."""
         verb = "would import" if self.dry_run else "imported"
         settings_rejected = len(self.rejected) - self.rows_rejected
         line = (
@@ -130,6 +130,7 @@ def go_time(value: object, column: str) -> datetime | _Empty:
         if value.tzinfo is None:
             return _in_range(value.replace(tzinfo=UTC))
         return _in_range(value.astimezone(UTC))
+
     if isinstance(value, bytes):
         try:
             value = value.decode("ascii")
@@ -137,6 +138,7 @@ def go_time(value: object, column: str) -> datetime | _Empty:
             raise RowRejected(f"{column} is not a time") from None
     if not isinstance(value, str):
         raise RowRejected(f"{column} is not a time")
+
     text = value.strip()
     if text == "" or text in _ZERO_DATES:
         return EMPTY
@@ -146,6 +148,7 @@ def go_time(value: object, column: str) -> datetime | _Empty:
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
     fraction = match.group(7)
     micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
+
     zone = match.group(8)
     offset = timedelta(0)
     if zone and zone != "Z":

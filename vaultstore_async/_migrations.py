@@ -95,7 +95,11 @@ async def create_go_ledger(backend: Backend, names: Names) -> None:
     """Create the Go import ledger if it is missing, under the migration
     lock, because concurrent CREATE TABLE IF NOT EXISTS can fail on
     PostgreSQL. It is made by the first import rather than by a schema
-    version, so stores that never import from Go do not have it."""
+    version, so stores that never import from Go do not have it.
+
+    NOTE: when a caller's `databases.Database` already has a transaction
+    open in this task, the creation joins it, and on MariaDB the CREATE
+    TABLE commits that transaction."""
 
     async def create() -> None:
         table = backend.dialect.quote(names.go_ledger)
