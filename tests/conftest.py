@@ -105,10 +105,9 @@ async def store(make_store: MakeStore) -> AsyncStore:
     return await make_store()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mysql"])
 def cli_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A backend URL for command-line tests, which run as subprocesses and
-    so cover two backends rather than three."""
+    """A backend URL for command-line tests, which run as subprocesses."""
     return backend_url(str(request.param), tmp_path)
 
 

@@ -12,11 +12,11 @@ import base64
 import contextlib
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import databases
 import pytest
 from _go_helpers import legacy_encode, legacy_wrap, vectors
+from conftest import drop_tables
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -279,28 +279,28 @@ def _go_shaped() -> st.SearchStrategy[str]:
     return st.one_of(legacy, framed, v2).filter(bool)
 
 
-def test_store_reads_crafted_rows(tmp_path: Path) -> None:
-    # Every planted value either opens or raises one of our exceptions;
+def test_store_reads_crafted_rows(db_url: str, table_names: dict[str, str]) -> None:
+    # Every planted value either opens or raises one of our exceptions, and
     # nothing else escapes read_token, read_tokens or upgrade_format.
     runner = asyncio.Runner()
-    url = f"sqlite:///{tmp_path / 'crafted.db'}"
     store = AsyncStore(
-        url,
+        db_url,
         kdf=KdfProfile.preset("insecure_fast_for_tests"),
         go_presets=((1, 8, 1),),
-        table_name="crafted",
-        meta_table_name="crafted_meta",
+        **table_names,
     )
+    planter = databases.Database(db_url)
     runner.run(store.connect())
+    runner.run(planter.connect())
     runner.run(store.create_custom_token("tk_crafted", "base", PASSWORD))
     failures: list[str] = []
 
     async def plant_and_read(stored: str) -> None:
-        async with databases.Database(url) as db:
-            await db.execute(
-                "UPDATE crafted SET vault_value = :value WHERE vault_token = :token",
-                {"value": stored, "token": "tk_crafted"},
-            )
+        await planter.execute(
+            f"UPDATE {table_names['table_name']} SET vault_value = :value"
+            " WHERE vault_token = :token",
+            {"value": stored, "token": "tk_crafted"},
+        )
         for call in (
             lambda: store.read_token("tk_crafted", PASSWORD),
             lambda: store.read_tokens(["tk_crafted"], PASSWORD),
@@ -313,7 +313,7 @@ def test_store_reads_crafted_rows(tmp_path: Path) -> None:
             except Exception as exc:
                 failures.append(f"{stored!r}: {type(exc).__name__}: {exc}")
 
-    @settings(max_examples=150, deadline=None, database=None)
+    @settings(max_examples=100, deadline=None, database=None)
     @given(_go_shaped())
     def check(stored: str) -> None:
         runner.run(plant_and_read(stored))
@@ -322,6 +322,8 @@ def test_store_reads_crafted_rows(tmp_path: Path) -> None:
         check()
     finally:
         runner.run(store.close())
+        runner.run(planter.disconnect())
+        runner.run(drop_tables(db_url, table_names))
         runner.close()
     assert failures == []
 
